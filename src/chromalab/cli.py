@@ -1,0 +1,226 @@
+"""The `chromalab` command: data, train, evaluate, compare, colorize, export, serve, models.
+
+Errors meant for people print as one line (``error: <file>: <what is wrong>``) and exit 1;
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from .errors import ChromalabError
+
+app = typer.Typer(
+    help="Colorize grayscale images by regression in CIELAB.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Get and prepare Tiny ImageNet.", no_args_is_help=True)
+export_app = typer.Typer(help="Export a model (ONNX).", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(export_app, name="export")
+
+console = Console(stderr=True)
+out = Console()
+
+DataOpt = Annotated[
+    Optional[str],
+    typer.Option("--data", help="Tiny ImageNet zip or folder (official layout). Default: $CHROMALAB_DATA, then the download location."),
+]
+
+
+@app.callback()
+def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False) -> None:
+    if debug:
+        os.environ["CHROMALAB_DEBUG"] = "1"
+
+
+# ---- data ---------------------------------------------------------------------------------------
+@data_app.command("download")
+def data_download(
+    dir: Annotated[Optional[Path], typer.Option("--dir", help="Where to put the zip (default: user cache dir).")] = None,
+    url: Annotated[str, typer.Option(hidden=True)] = "",
+    md5: Annotated[str, typer.Option(hidden=True)] = "",
+) -> None:
+    """Download the official tiny-imagenet-200.zip (resumes a partial file, checks md5)."""
+    from .data import download as dl
+
+    path = dl.download(dir, url=url or dl.OFFICIAL_URL, md5=md5 or dl.OFFICIAL_MD5)
+    out.print(f"downloaded {path} (md5 ok). Use it with --data {path} or CHROMALAB_DATA={path}")
+
+
+@data_app.command("prepare")
+def data_prepare(
+    data: DataOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even if the cache is current.")] = False,
+    workers: Annotated[Optional[int], typer.Option(help="Decoder processes (default: all cores).")] = None,
+) -> None:
+    """Decode every image once, convert to Lab and cache each split at 64x64 and 28x28."""
+    from .data.cache import prepare
+
+    prep, rebuilt = prepare(data, force=force, workers=workers)
+    _print_info(prep, "prepared" if rebuilt else "cache is current, reused")
+
+
+@data_app.command("info")
+def data_info(data: DataOpt = None) -> None:
+    """Counts per split, excluded images, cache location and size."""
+    from .data.cache import find_prepared
+
+    prep = find_prepared(data)
+    if prep is None:
+        raise ChromalabError("no current cache for this source; run `chromalab data prepare` first")
+    _print_info(prep, "cache")
+
+
+def _print_info(prep, what: str) -> None:
+    c = prep.counts
+    seen = c["seen"]
+    ex = c["excluded"]
+    out.print(f"{what}: {prep.source['path']}")
+    for f in seen:
+        e = ex[f]
+        out.print(
+            f"  {f} images seen: {seen[f]:,}; excluded {e['total']:,} "
+            f"(grayscale mode {e['grayscale_mode']:,}, near-gray {e['near_gray']:,}, corrupt {e['corrupt']:,})"
+        )
+    out.print(f"  splits: train {c['train']:,} | val {c['val']:,} | test {c['test']:,}")
+    for bad in prep.manifest.get("corrupt", [])[:20]:
+        out.print(f"  skipped corrupt image: {bad['name']} ({bad['error']})")
+    out.print(f"  cache: {prep.dir} ({prep.disk_bytes() / 1e9:.2f} GB)")
+    ips = prep.manifest.get("images_per_second")
+    if ips:
+        out.print(f"  prepared in {prep.manifest['prepare_seconds']:.1f} s ({ips:,.0f} img/s)")
+
+
+# ---- models / evaluate ---------------------------------------------------------------------------
+@app.command("models")
+def models(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List the models available by name."""
+    from .registry import REGISTRY, available_bundled
+
+    bundled = set(available_bundled())
+    rows = []
+    for name, e in REGISTRY.items():
+        if e.group == "bundled" and name not in bundled:
+            continue
+        rows.append({"name": name, "summary": e.summary, "needs_data": e.needs_data, "group": e.group})
+    if json_out:
+        out.print_json(json.dumps(rows))
+        return
+    for r in rows:
+        note = " (needs --data)" if r["needs_data"] else ""
+        out.print(f"{r['name']:<12} {r['summary']}{note}")
+    out.print("Also: any run folder (runs/<name>) or .safetensors weights file.")
+
+
+@app.command("evaluate")
+def evaluate(
+    model: Annotated[str, typer.Argument(help="Registry name, run folder or .safetensors file.")],
+    data: DataOpt = None,
+    split: Annotated[str, typer.Option(help="train | val | test, or joined: val,test (the whole official val split).")] = "test",
+    images: Annotated[Optional[Path], typer.Option("--images", help="Evaluate on any folder or zip of colour images instead.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N images of the split.")] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the metrics as JSON here.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Images per batch.")] = None,
+) -> None:
+    """Evaluate a model: PSNR, SSIM, MSE, L1, R², colourfulness."""
+    from .evaluate import evaluate_images, evaluate_split, format_table
+    from .registry import load_predictor
+
+    pred = load_predictor(model, data=data)
+    if images is not None:
+        res = evaluate_images(pred, images, batch_size=batch_size)
+        for line in res.get("unreadable_files", [])[:10]:
+            console.print(f"skipped: {line}", markup=False, highlight=False)
+        source = str(images)
+    else:
+        from .data.cache import load_prepared
+
+        prep = load_prepared(data)
+        sp = prep.split(split, limit=limit)
+        res = evaluate_split(pred, sp, batch_size=batch_size)
+        source = prep.source["path"]
+    res = {"name": model, "model": pred.describe(), "source": source, **res}
+    title = f"{model} on {res['split']} ({res['count']:,} images, {res['excluded']:,} excluded)"
+    out.print(format_table([res], title=title))
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(res, indent=2))
+        out.print(f"wrote {json_path}")
+
+
+# ---- train ------------------------------------------------------------------------------------------
+@app.command("train", context_settings={"allow_extra_args": False})
+def train(
+    model: Annotated[str, typer.Argument(help="linear | svr | cnn | unet | pix2pix | vivid")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Run folder to write.")],
+    loss: Annotated[Optional[str], typer.Option(help="Nets: mse | l1 | hybrid | ssim-hybrid.")] = None,
+    preset: Annotated[str, typer.Option(help="Classical: seed | quick. Nets: quick | full.")] = "quick",
+    data: DataOpt = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the run's last checkpoint.")] = False,
+    accelerator: Annotated[Optional[str], typer.Option(help="Lightning accelerator (cpu, gpu, auto).")] = None,
+    devices: Annotated[Optional[str], typer.Option(help="Lightning devices (e.g. 1, 4, auto).")] = None,
+    strategy: Annotated[Optional[str], typer.Option(help="Lightning strategy (e.g. ddp).")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="Lightning precision (e.g. 32, bf16-mixed).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config field: --set epochs=3")] = None,
+) -> None:
+    """Train one model into a run folder (config, metrics, figures, weights, test metrics)."""
+    overrides = _parse_sets(set_ or [])
+    if model in ("linear", "svr"):
+        from .classical import train_classical
+
+        train_classical(model, preset=preset, data=data, out=out_dir, overrides=overrides)
+    elif model in ("cnn", "unet", "pix2pix", "vivid"):
+        from .training.run import train_net
+
+        trainer = {k: v for k, v in dict(accelerator=accelerator, devices=devices, strategy=strategy,
+                                          precision=precision).items() if v is not None}
+        train_net(model, loss=loss, preset=preset, data=data, out=out_dir, resume=resume,
+                  trainer_overrides=trainer, overrides=overrides)
+    else:
+        raise ChromalabError(f"unknown model family {model!r} (choose linear, svr, cnn, unet, pix2pix, vivid)")
+
+
+def _parse_sets(items: list[str]) -> dict:
+    import yaml
+
+    res = {}
+    for it in items:
+        if "=" not in it:
+            raise ChromalabError(f"--set {it!r}: expected key=value")
+        k, v = it.split("=", 1)
+        res[k.strip()] = yaml.safe_load(v)
+    return res
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv or os.environ.get("CHROMALAB_DEBUG") == "1"
+    try:
+        app()
+    except ChromalabError as e:
+        if debug:
+            raise
+        console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        console.print("interrupted", markup=False)
+        sys.exit(130)
+    except Exception as e:
+        if debug:
+            raise
+        console.print(f"error: unexpected {type(e).__name__}: {e} (run with --debug for the traceback)",
+                      markup=False, highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

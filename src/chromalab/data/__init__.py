@@ -1,0 +1,1 @@
+"""Tiny ImageNet access (zip or folder), download, and the prepared Lab cache."""

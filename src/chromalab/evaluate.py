@@ -1,0 +1,158 @@
+"""Predictor x dataset -> metrics dict (and a printed table)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .color import GRAY_CHROMA_THRESHOLD, chroma_mean, compose_rgb_uint8, rgb_uint8_to_lab_fast
+from .data.cache import NATIVE_SIZE, SplitData
+from .errors import ChromalabError, DataError
+from .metrics import MetricAccumulator
+from .predictors.base import Predictor
+
+METRIC_KEYS = ("psnr", "ssim", "mse", "l1", "mse_rgb", "l1_rgb", "r2", "cf", "delta_cf")
+
+
+def _progress(enabled: bool, label: str):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        disable=not enabled, transient=True,
+    )
+
+
+def evaluate_batches(pred: Predictor, batches, total: int, progress: bool = True, label: str = "evaluating"):
+    """Run ``pred`` over (L, ab, rgb) batches; returns (metrics dict, seconds spent predicting)."""
+    acc = MetricAccumulator()
+    t_pred = 0.0
+    with _progress(progress, f"{label} {pred.name}") as bar:
+        task = bar.add_task("eval", total=total)
+        for L, ab, rgb in batches:  # noqa: N806
+            t0 = time.perf_counter()
+            ab_pred = pred.predict_ab(L)
+            t_pred += time.perf_counter() - t0
+            acc.update(rgb, compose_rgb_uint8(L, ab_pred), ab, ab_pred)
+            bar.advance(task, len(L))
+    return acc.compute(), t_pred
+
+
+def evaluate_split(pred: Predictor, split: SplitData, batch_size: int | None = None, progress: bool = True) -> dict:
+    """Metrics of ``pred`` over a prepared split (images at the split's size)."""
+    if len(split) == 0:
+        raise DataError(f"split {split.name!r} is empty")
+    bs = batch_size or pred.batch_size
+    t0 = time.perf_counter()
+    m, t_pred = evaluate_batches(pred, split.batches(bs), len(split), progress)
+    return {
+        **m,
+        "count": len(split),
+        "excluded": split.excluded,
+        "split": split.name,
+        "size": split.size,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "images_per_second": round(len(split) / t_pred, 1) if t_pred > 0 else None,
+    }
+
+
+def load_image_set(path: str | os.PathLike, size: int = NATIVE_SIZE, progress: bool = True):
+    """Any folder or zip of colour images -> arrays at ``size`` x ``size``.
+
+    Each image is decoded (EXIF orientation applied), converted to sRGB and resized to
+    ``size`` x ``size`` with PIL's bicubic filter (antialiased when shrinking; the aspect
+    ratio is not kept, as Tiny ImageNet images are square already). Grayscale originals
+    (mode L, or mean Lab chroma below the threshold) are excluded and counted; unreadable
+    files are skipped and listed.
+
+    Returns (L, ab, rgb, names, excluded, failed) with L ``(n,1,S,S)``, ab ``(n,2,S,S)``,
+    rgb ``(n,S,S,3)`` uint8, ``failed`` a list of one-line reasons.
+    """
+    from PIL import Image
+
+    from .images import iter_images_any, open_image, to_rgb_uint8
+
+    rgbs, names, failed = [], [], []
+    excluded = 0
+    items = list(iter_images_any(path))
+    if not items:
+        raise DataError(f"{path}: no images found (looked for .jpg .jpeg .png .bmp .gif .tif .tiff .webp)")
+    with _progress(progress, "loading images") as bar:
+        task = bar.add_task("load", total=len(items))
+        for name, src in items:
+            bar.advance(task)
+            try:
+                im = open_image(src, name=name)
+            except ChromalabError as e:
+                failed.append(str(e))
+                continue
+            if im.mode in ("L", "LA", "1", "I", "I;16", "F"):
+                excluded += 1
+                continue
+            rgb = to_rgb_uint8(im)
+            if rgb.shape[:2] != (size, size):
+                rgb = np.asarray(Image.fromarray(rgb).resize((size, size), Image.BICUBIC), dtype=np.uint8)
+            rgbs.append(rgb)
+            names.append(name)
+    if not rgbs:
+        raise DataError(f"{path}: no usable colour images ({excluded} grayscale, {len(failed)} unreadable)")
+    rgb = np.stack(rgbs)
+    lab = rgb_uint8_to_lab_fast(rgb).transpose(0, 3, 1, 2)
+    keep = chroma_mean(lab[:, 1:]) >= GRAY_CHROMA_THRESHOLD
+    excluded += int((~keep).sum())
+    lab, rgb = np.ascontiguousarray(lab[keep]), rgb[keep]
+    names = [n for n, k in zip(names, keep, strict=True) if k]
+    if len(rgb) == 0:
+        raise DataError(f"{path}: every image is (near) grayscale; nothing to evaluate")
+    return lab[:, :1], lab[:, 1:], rgb, names, excluded, failed
+
+
+def evaluate_images(pred: Predictor, path: str | os.PathLike, size: int = NATIVE_SIZE,
+                    batch_size: int | None = None, progress: bool = True) -> dict:
+    L, ab, rgb, names, excluded, failed = load_image_set(path, size, progress)  # noqa: N806
+    bs = batch_size or pred.batch_size
+    batches = ((L[s : s + bs], ab[s : s + bs], rgb[s : s + bs]) for s in range(0, len(L), bs))
+    t0 = time.perf_counter()
+    m, t_pred = evaluate_batches(pred, batches, len(L), progress)
+    return {
+        **m,
+        "count": len(L),
+        "excluded": excluded,
+        "unreadable": len(failed),
+        "unreadable_files": failed[:50],
+        "split": f"images:{Path(path).name}",
+        "size": size,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "images_per_second": round(len(L) / t_pred, 1) if t_pred > 0 else None,
+    }
+
+
+def format_table(rows: list[dict], title: str | None = None):
+    """A rich Table of metric rows (each a dict with ``name`` and the metric keys)."""
+    from rich.table import Table
+
+    t = Table(title=title)
+    t.add_column("model")
+    heads = {
+        "psnr": "PSNR dB ↑", "ssim": "SSIM ↑", "mse": "MSE ab ↓", "l1": "L1 ab ↓",
+        "mse_rgb": "MSE rgb ↓", "l1_rgb": "L1 rgb ↓", "r2": "R² ↑", "cf": "CF", "delta_cf": "ΔCF ↓",
+    }
+    for k in METRIC_KEYS:
+        t.add_column(heads[k], justify="right")
+    t.add_column("images", justify="right")
+    for r in rows:
+        cells = []
+        for k in METRIC_KEYS:
+            v = r.get(k)
+            cells.append("—" if v is None or (isinstance(v, float) and np.isnan(v)) else _fmt(k, v))
+        t.add_row(r.get("name", "?"), *cells, str(r.get("count", "")))
+    return t
+
+
+def _fmt(k: str, v: float) -> str:
+    if k in ("ssim", "r2", "mse_rgb", "l1_rgb"):
+        return f"{v:.4f}"
+    return f"{v:.2f}"
