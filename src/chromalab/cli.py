@@ -190,6 +190,50 @@ def train(
         raise ChromalabError(f"unknown model family {model!r} (choose linear, svr, cnn, unet, pix2pix, vivid)")
 
 
+# ---- colorize / export / serve ------------------------------------------------------------------
+@app.command("colorize")
+def colorize(
+    paths: Annotated[list[Path], typer.Argument(help="Image files and/or folders (searched recursively).")],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output folder (default: ./colorized).")] = None,
+    model: Annotated[str, typer.Option("--model", help="Registry name, run folder or .safetensors file.")] = "default",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
+    side_by_side: Annotated[bool, typer.Option("--side-by-side", help="Write gray | colorized side by side.")] = False,
+    max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", help="Refuse larger images (default 50,000,000).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 16,
+) -> None:
+    """Colorize photos of any size: files and folders, progress bar, one-line summary; exit 1 if any failed."""
+    from .inference import colorize_cli
+
+    code = colorize_cli(paths, output=output, model=model, overwrite=overwrite, side_by_side=side_by_side,
+                        max_pixels=max_pixels, batch_size=batch_size)
+    raise typer.Exit(code)
+
+
+@export_app.command("onnx")
+def export_onnx(
+    model: Annotated[str, typer.Argument(help="Registry name, run folder or .safetensors file.")] = "default",
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="The .onnx file to write.")] = None,
+) -> None:
+    """Export a net to ONNX (used automatically by inference when onnxruntime is installed)."""
+    from .inference import export_onnx_cli
+
+    export_onnx_cli(model, output)
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    model: Annotated[str, typer.Option("--model", help="Default model for the page and the API.")] = "default",
+    workers: Annotated[int, typer.Option(help="Inference worker threads.")] = 2,
+    queue: Annotated[int, typer.Option(help="Requests allowed to wait; beyond that the API answers 503.")] = 16,
+) -> None:
+    """Serve the web page and the JSON API (FastAPI + uvicorn)."""
+    from .web.app import serve as _serve
+
+    _serve(host=host, port=port, model=model, workers=workers, queue=queue)
+
+
 def _parse_sets(items: list[str]) -> dict:
     import yaml
 
