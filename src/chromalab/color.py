@@ -159,3 +159,108 @@ def rgb_uint8_to_lab_fast(rgb: np.ndarray) -> np.ndarray:
     out[..., 1] = 500.0 * (f[..., 0] - f[..., 1])
     out[..., 2] = 200.0 * (f[..., 1] - f[..., 2])
     return out
+
+
+# ---- fast full-size paths (inference) ------------------------------------------------------
+# The same scikit-image constants again, in float32 and on separate planes, for photos of any
+# size: L from gray/RGB without computing a, b, and Lab -> sRGB about 5x faster than lab2rgb
+# (equal to it within 1e-5 in [0, 1], tested).
+_Y_FROM_RGB = _XYZ_FROM_RGB[1].astype(np.float32)  # white Y = 1, so no division needed
+_RGB_FROM_XYZ = np.linalg.inv(_XYZ_FROM_RGB) * _D65[None, :]  # applied to (X/Xn, Y/Yn, Z/Zn)
+_RGB_FROM_XYZN_F32 = _RGB_FROM_XYZ.astype(np.float32)
+
+
+def _f_lab(t: np.ndarray) -> np.ndarray:
+    """CIE f(t) with scikit-image's constants (float32)."""
+    return np.where(t > np.float32(0.008856), np.cbrt(t), t * np.float32(7.787) + np.float32(16.0 / 116.0))
+
+
+def _L_from_y(y: np.ndarray) -> np.ndarray:  # noqa: N802
+    return (np.float32(116.0) * _f_lab(y) - np.float32(16.0)).astype(np.float32, copy=False)
+
+
+_L_FROM_GRAY_U8 = _L_from_y(_SRGB_LINEAR)  # (256,): gray level -> L (R = G = B, so Y = linear value)
+
+
+def gray_to_L(gray: np.ndarray) -> np.ndarray:  # noqa: N802
+    """Gray sRGB levels -> Lab L (0..100), as rgb2lab gives for R = G = B.
+
+    Args:
+        gray: ``(*, H, W)`` uint8 (0..255, a table lookup) or float in 0..1 (e.g. 16-bit / 65535).
+    Returns:
+        ``(*, H, W)`` float32 L.
+    """
+    gray = np.asarray(gray)
+    if gray.dtype == np.uint8:
+        return _L_FROM_GRAY_U8[gray]
+    v = np.clip(gray.astype(np.float32), 0.0, 1.0)
+    lin = np.where(v > np.float32(0.04045), ((v + np.float32(0.055)) / np.float32(1.055)) ** np.float32(2.4),
+                   v / np.float32(12.92))
+    return _L_from_y(lin.astype(np.float32, copy=False))
+
+
+def rgb_uint8_to_L_fast(rgb: np.ndarray) -> np.ndarray:  # noqa: N802
+    """uint8 sRGB ``(*, H, W, 3)`` -> float32 L ``(*, H, W)`` (skimage-equivalent, no a/b computed)."""
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.ndim < 2 or rgb.shape[-1] != 3:
+        raise ValueError(f"expected uint8 (*, H, W, 3), got {rgb.dtype} {rgb.shape}")
+    lin = _SRGB_LINEAR
+    y = lin[rgb[..., 0]] * _Y_FROM_RGB[0]
+    y += lin[rgb[..., 1]] * _Y_FROM_RGB[1]
+    y += lin[rgb[..., 2]] * _Y_FROM_RGB[2]
+    return _L_from_y(y)
+
+
+def _finv_lab(t: np.ndarray) -> np.ndarray:
+    return np.where(t > np.float32(0.2068966), t * t * t, (t - np.float32(16.0 / 116.0)) * np.float32(1.0 / 7.787))
+
+
+def lab_planes_to_rgb_fast(L: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:  # noqa: N803
+    """Lab planes -> sRGB float32 in [0, 1], equal to :func:`lab_to_rgb_np` within 1e-5.
+
+    Same steps and constants as scikit-image's lab2rgb (Z < 0 clipped to 0, D65 / 2°,
+    sRGB gamma), on float32 planes.
+
+    Args:
+        L, a, b: ``(*, H, W)`` float (L 0..100, a/b in Lab units), same shape.
+    Returns:
+        ``(*, H, W, 3)`` float32 in [0, 1].
+    """
+    L = np.asarray(L, dtype=np.float32)
+    a = np.asarray(a, dtype=np.float32)
+    b = np.asarray(b, dtype=np.float32)
+    if not (L.shape == a.shape == b.shape):
+        raise ValueError(f"L, a, b must have the same shape, got {L.shape}, {a.shape}, {b.shape}")
+    fy = (L + np.float32(16.0)) * np.float32(1.0 / 116.0)
+    x = _finv_lab(fy + a * np.float32(1.0 / 500.0))
+    z = _finv_lab(np.maximum(fy - b * np.float32(1.0 / 200.0), np.float32(0.0)))
+    y = _finv_lab(fy)
+    m = _RGB_FROM_XYZN_F32
+    out = np.empty((*L.shape, 3), dtype=np.float32)
+    for c in range(3):
+        lin = x * m[c, 0]
+        lin += y * m[c, 1]
+        lin += z * m[c, 2]
+        np.clip(lin, 0.0, 1.0, out=lin)  # the sRGB curve is monotonic with gamma(0) = 0, gamma(1) = 1
+        small = lin <= np.float32(0.0031308)
+        enc = np.power(lin, np.float32(1.0 / 2.4))
+        enc *= np.float32(1.055)
+        enc -= np.float32(0.055)
+        out[..., c] = np.where(small, lin * np.float32(12.92), enc)
+    return out
+
+
+def lab_to_rgb_fast(lab: np.ndarray) -> np.ndarray:
+    """Lab ``(*, H, W, 3)`` -> sRGB ``(*, H, W, 3)`` float32 in [0, 1]; :func:`lab_to_rgb_np`, faster."""
+    lab = np.asarray(lab)
+    if lab.ndim < 3 or lab.shape[-1] != 3:
+        raise ValueError(f"expected an (*, H, W, 3) Lab array, got shape {lab.shape}")
+    return lab_planes_to_rgb_fast(lab[..., 0], lab[..., 1], lab[..., 2])
+
+
+def lab_planes_to_rgb_uint8_fast(L: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:  # noqa: N803
+    """Lab planes ``(*, H, W)`` -> uint8 sRGB ``(*, H, W, 3)``, rounded like :func:`to_uint8`."""
+    rgb = lab_planes_to_rgb_fast(L, a, b)
+    rgb *= np.float32(255.0)
+    np.rint(rgb, out=rgb)
+    return rgb.astype(np.uint8)

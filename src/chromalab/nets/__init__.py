@@ -1,0 +1,13 @@
+"""Plain ``nn.Module`` colorization networks: scaled L ``(B, 1, H, W)`` -> scaled ab ``(B, 2, H, W)``.
+
+They know nothing of Lightning, losses or data: ``training/module.py`` receives one, and
+``predictors/nets.py`` wraps one as a predictor. Each net exposes
+
+* ``net_stride``: H and W must be multiples of it (``2 ** depth``);
+* ``arch_kwargs``: the constructor arguments, so weights files can rebuild it.
+"""
+
+from .cnn import CNN
+from .unet import UNet
+
+__all__ = ["CNN", "UNet"]
