@@ -29,7 +29,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(export_app, name="export")
 
 console = Console(stderr=True)
-out = Console()
+out = Console() if sys.stdout.isatty() else Console(width=160)
 
 DataOpt = Annotated[
     Optional[str],

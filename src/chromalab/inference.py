@@ -1,0 +1,885 @@
+"""Colorize photos of any size: the model sees a small L, the output keeps the original L.
+
+For every image::
+
+    original (any mode, any size)  --L only-->  L (H, W), Lab 0..100, full size
+        L resized to the working size (default: long side 64, multiples of the net's stride)
+        -> model -> ab at working size -> bicubic upsampling to (H, W)
+        original L + upsampled ab -> sRGB (uint8), alpha of the original kept
+
+so the output has exactly the input's size and its L (up to uint8 rounding), as in Zhang et
+al., DeOldify and DDColor. A colour input is reduced to L first, so the result can be
+compared with the original.
+
+Backends, picked by :class:`Colorizer` (``backend="auto"``):
+
+* ``onnx``: onnxruntime, for predictors with a torch ``.net``. The net is exported once per
+  weights file into the cache (``<cache>/onnx``; ``$CHROMALAB_CACHE/onnx`` when that is set),
+  or in memory when the cache is not writable. A cached export is found again from the
+  weights file alone, so ``chromalab colorize`` does not import torch at all.
+* ``torch``: the ``.net`` in eager mode (inference mode, batched), when onnxruntime is missing.
+* ``numpy``: ``predictor.predict_ab`` for every other model (gray, linear, SVR, ...).
+
+ONNX and torch agree within 1e-4 (scaled units); ``tests/test_inference.py`` checks it.
+
+Thread safety: a :class:`Colorizer` is fully built in ``__init__`` and holds no mutable
+state afterwards; :meth:`Colorizer.colorize_image` and :meth:`Colorizer.colorize_batch` may be
+called from several threads at once (onnxruntime sessions and torch modules in inference
+mode are safe to run concurrently). :func:`colorize` caches one Colorizer per model and
+options behind a lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+import weakref
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .color import AB_SCALE, L_MAX, lab_planes_to_rgb_uint8_fast, scale_L, unscale_ab
+from .errors import ChromalabError, ImageError, ModelError
+from .images import DEFAULT_MAX_PIXELS, alpha_channel, image_to_L, iter_folder_images, open_image
+
+DEFAULT_WORK_SIZE = 64
+"""Long side of the L the net sees (its training size); ``work_size=`` / ``--work-size`` change it."""
+PNG_COMPRESS_LEVEL = 1
+"""zlib level for output PNGs: level 1 is ~5x faster than Pillow's default 6 for ~10 % larger files."""
+ONNX_OPSET = 17
+EXPORT_VERSION = 1
+"""Bump when the exported graph changes (part of the ONNX cache key)."""
+BACKENDS = ("auto", "onnx", "torch", "numpy")
+UPSAMPLE = ("bicubic", "bilinear")
+_BAND_PIXELS = 1 << 17
+"""Pixels per band of the final Lab -> sRGB step (bounds its temporaries for huge images)."""
+_TOL_NET_VS_PREDICTOR = 1e-3
+
+
+# ---- small helpers ---------------------------------------------------------------------------------------
+def onnxruntime_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def onnx_cache_dir() -> Path:
+    """Where exported ONNX files are cached: ``$CHROMALAB_CACHE/onnx`` or the user cache dir."""
+    env = os.environ.get("CHROMALAB_CACHE")
+    if env:
+        return Path(env).expanduser() / "onnx"
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("chromalab")) / "onnx"
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _export_tag() -> str:
+    """What, besides the weights, the exported graph depends on."""
+    return f"v{EXPORT_VERSION}-op{ONNX_OPSET}-L{L_MAX:g}-ab{AB_SCALE:g}"
+
+
+def weights_file_for(spec: str) -> Path | None:
+    """The net weights file a model spec names (bundled name, run folder, .safetensors), if any."""
+    from .registry import REGISTRY
+
+    if spec in REGISTRY:
+        if REGISTRY[spec].group != "bundled":
+            return None
+        p = Path(__file__).parent / "weights" / f"{spec}.safetensors"
+        return p if p.is_file() else None
+    p = Path(spec).expanduser()
+    if p.is_dir() and (p / "run.json").is_file():
+        try:
+            kind = json.loads((p / "run.json").read_text()).get("kind")
+        except (OSError, ValueError, AttributeError):
+            return None
+        w = p / "best.safetensors"
+        return w if kind == "net" and w.is_file() else None
+    if p.is_file() and p.suffix == ".safetensors":
+        return p
+    return None
+
+
+def _resize_plane(a: np.ndarray, size_wh: tuple[int, int], resample: str = "bicubic") -> np.ndarray:
+    """``(H, W)`` float32 -> ``(h, w)`` float32 with PIL (antialiased when shrinking)."""
+    from PIL import Image
+
+    if (a.shape[1], a.shape[0]) == tuple(size_wh):
+        return a
+    f = Image.Resampling.BICUBIC if resample == "bicubic" else Image.Resampling.BILINEAR
+    im = Image.fromarray(np.ascontiguousarray(a, dtype=np.float32))
+    return np.asarray(im.resize(size_wh, f), dtype=np.float32)
+
+
+# ---- backends --------------------------------------------------------------------------------------------
+def _lab_wrapper(net):
+    """torch module: L ``(B, 1, H, W)`` in Lab units -> ab ``(B, 2, H, W)`` in Lab units."""
+    import torch
+
+    class LabNet(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, L):  # noqa: N803
+            return unscale_ab(self.inner(scale_L(L)))
+
+    return LabNet(net).eval()
+
+
+class _NumpyBackend:
+    name = "numpy"
+
+    def __init__(self, predictor):
+        self.predictor = predictor
+
+    def predict_ab(self, L: np.ndarray) -> np.ndarray:  # noqa: N803
+        return self.predictor.predict_ab(L)
+
+
+class _TorchBackend:
+    name = "torch"
+
+    def __init__(self, net, channels_last: bool = False):
+        self.module = _lab_wrapper(net)
+        self.channels_last = channels_last
+        if channels_last:
+            import torch
+
+            self.module = self.module.to(memory_format=torch.channels_last)
+
+    def predict_ab(self, L: np.ndarray) -> np.ndarray:  # noqa: N803
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(L, dtype=np.float32))
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            y = self.module(x)
+        return np.ascontiguousarray(y.float().numpy(), dtype=np.float32)
+
+
+class _OrtBackend:
+    name = "onnx"
+
+    def __init__(self, model: str | bytes, threads: int | None = None):
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = 3
+        if threads:
+            so.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(model, sess_options=so, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+        self.meta = dict(self.session.get_modelmeta().custom_metadata_map)
+
+    def predict_ab(self, L: np.ndarray) -> np.ndarray:  # noqa: N803
+        out = self.session.run(None, {self.input: np.ascontiguousarray(L, dtype=np.float32)})[0]
+        return np.asarray(out, dtype=np.float32)
+
+
+def export_onnx(net, path: str | os.PathLike | None = None, meta: dict | None = None) -> bytes:
+    """Export a colorization net (scaled L -> scaled ab) as ONNX taking L and giving ab in Lab units.
+
+    Batch, height and width are dynamic. ``meta`` is stored as ONNX metadata (strings). Written
+    atomically to ``path`` when given; the model bytes are returned either way.
+    """
+    import io
+    import warnings
+
+    import torch
+
+    module = _lab_wrapper(net)
+    stride = int(getattr(net, "net_stride", 16) or 16)
+    x = torch.rand(2, 1, 4 * stride, 3 * stride) * L_MAX
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            torch.onnx.export(
+                module, (x,), buf, input_names=["L"], output_names=["ab"], opset_version=ONNX_OPSET,
+                dynamic_axes={"L": {0: "batch", 2: "height", 3: "width"}, "ab": {0: "batch", 2: "height", 3: "width"}},
+                dynamo=False,
+            )
+        except TypeError:  # a torch without the legacy exporter switch
+            torch.onnx.export(module, (x,), buf, input_names=["L"], output_names=["ab"], opset_version=ONNX_OPSET,
+                              dynamic_axes={"L": {0: "batch", 2: "height", 3: "width"},
+                                            "ab": {0: "batch", 2: "height", 3: "width"}})
+    data = buf.getvalue()
+    if meta:
+        import onnx
+
+        m = onnx.load_from_string(data)
+        for k, v in meta.items():
+            p = m.metadata_props.add()
+            p.key, p.value = str(k), str(v)
+        data = m.SerializeToString()
+    if path is not None:
+        _atomic_write_bytes(Path(path), data)
+    return data
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _cached_onnx_candidates(weights: Path, sha: str, cache: Path | None) -> list[Path]:
+    """Bundled sibling (``default.onnx`` next to ``default.safetensors``) first, then the cache."""
+    out = [weights.with_suffix(".onnx")]
+    if cache is not None:
+        out.append(cache / f"{sha[:32]}-{_export_tag()}.onnx")
+    return out
+
+
+def _open_cached_onnx(weights: Path, sha: str, cache: Path | None):
+    for p in _cached_onnx_candidates(weights, sha, cache):
+        if not p.is_file():
+            continue
+        try:
+            be = _OrtBackend(str(p))
+        except Exception:  # noqa: BLE001 - a broken cache file: ignore it, re-export
+            continue
+        if be.meta.get("weights_sha256") == sha and be.meta.get("export_tag") == _export_tag():
+            return be
+    return None
+
+
+# ---- the colorizer ---------------------------------------------------------------------------------------
+@dataclass
+class Prepared:
+    """One image ready for the model."""
+
+    L: np.ndarray  # (H, W) float32, Lab L of the original at full size
+    alpha: np.ndarray | None  # (H, W) uint8, or None
+    work: np.ndarray  # (h, w) float32, L at the working size
+    n_frames: int = 1
+
+    @property
+    def pixels(self) -> int:
+        return int(self.L.size)
+
+
+class Colorizer:
+    """A loaded model, ready to colorize images of any size. Thread-safe once built.
+
+    Args:
+        model: registry name, run folder, ``.safetensors`` file, or a :class:`Predictor`.
+        backend: ``auto`` (ONNX for nets when onnxruntime is installed, else torch; ``numpy``
+            for other predictors), ``onnx``, ``torch`` or ``numpy`` (``predictor.predict_ab``).
+        work_size: long side of the L fed to a fully convolutional net (default: the net's
+            ``input_size``, 64). Models that need a fixed size get ``input_size`` squared.
+        max_pixels: images with more pixels are refused (:class:`ImageError`).
+        upsample: ``bicubic`` or ``bilinear``, for ab from working size to full size.
+        onnx_cache: folder for exported ONNX files; ``None`` for the default, ``False`` to
+            export in memory only.
+        channels_last: torch backend memory format.
+        batch_size: most images per forward pass.
+    """
+
+    def __init__(self, model="default", *, backend: str = "auto", work_size: int | None = None,
+                 max_pixels: int = DEFAULT_MAX_PIXELS, upsample: str = "bicubic",
+                 onnx_cache: str | os.PathLike | bool | None = None, channels_last: bool = False,
+                 batch_size: int = 64, threads: int | None = None):
+        from .predictors.base import Predictor
+
+        if backend not in BACKENDS:
+            raise ChromalabError(f"unknown backend {backend!r} (choose {', '.join(BACKENDS)})")
+        if upsample not in UPSAMPLE:
+            raise ChromalabError(f"unknown upsampling {upsample!r} (choose {', '.join(UPSAMPLE)})")
+        if work_size is not None and work_size < 1:
+            raise ChromalabError(f"work size must be positive, got {work_size}")
+        if max_pixels is None or max_pixels < 1:
+            raise ChromalabError(f"max pixels must be positive, got {max_pixels}")
+        self.max_pixels = int(max_pixels)
+        self.upsample = upsample
+        self.batch_size = max(1, int(batch_size))
+        self.predictor = None
+        self._backend = None
+        cache = None if onnx_cache is False else Path(onnx_cache) if onnx_cache not in (None, True) else onnx_cache_dir()
+        want_onnx = backend in ("auto", "onnx") and onnxruntime_available()
+        if backend == "onnx" and not want_onnx:
+            raise ModelError("backend 'onnx' needs onnxruntime (pip install onnxruntime)")
+
+        weights = sha = None
+        if isinstance(model, str):
+            self.name = model
+            weights = weights_file_for(model)
+            if weights is not None and want_onnx:
+                sha = _sha256_file(weights)
+                be = _open_cached_onnx(weights, sha, cache)
+                if be is not None:  # fast start: no torch, no predictor
+                    self._backend = be
+                    self.input_size = int(be.meta.get("input_size", DEFAULT_WORK_SIZE))
+                    self.stride = int(be.meta.get("stride", 16))
+                    self.fully_conv = True
+            if self._backend is None:
+                from .registry import load_predictor
+
+                self.predictor = load_predictor(model, progress=False)
+        elif isinstance(model, Predictor):
+            self.predictor = model
+            self.name = model.name
+        else:
+            raise ModelError(f"not a model: {model!r} (give a name, a run folder, a weights file or a Predictor)")
+
+        if self._backend is None:
+            pred = self.predictor
+            net = getattr(pred, "net", None)
+            self.input_size = getattr(pred, "input_size", None)
+            self.fully_conv = net is not None
+            self.stride = int(getattr(pred, "stride", None) or getattr(net, "net_stride", None) or 16) if net is not None else 1
+            if net is None or backend == "numpy":
+                if backend in ("onnx", "torch") and net is None:
+                    raise ModelError(f"{self.name}: backend {backend!r} needs a network model; this one has no .net")
+                self._backend = _NumpyBackend(pred)
+            else:
+                net.eval()
+                self._check_net_matches(pred, net)
+                if want_onnx:
+                    meta = {"name": self.name, "input_size": self.input_size or DEFAULT_WORK_SIZE,
+                            "stride": self.stride, "export_tag": _export_tag(), "weights_sha256": sha or ""}
+                    target = None
+                    if sha is not None and cache is not None:
+                        target = _cached_onnx_candidates(weights, sha, cache)[-1]
+                    data = export_onnx(net, None, meta)
+                    if target is not None:
+                        try:
+                            _atomic_write_bytes(target, data)
+                        except OSError:
+                            pass  # read-only cache: keep the in-memory export
+                    self._backend = _OrtBackend(data, threads)
+                else:
+                    self._backend = _TorchBackend(net, channels_last=channels_last)
+        self.work_size = int(work_size or self.input_size or DEFAULT_WORK_SIZE)
+
+    # -- properties ---------------------------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        return self._backend.name
+
+    def __repr__(self) -> str:
+        return f"<Colorizer {self.name} backend={self.backend} work_size={self.work_size}>"
+
+    @staticmethod
+    def _check_net_matches(pred, net) -> None:
+        """The fast path runs ``.net`` directly; make sure that is what ``predict_ab`` does."""
+        import torch
+
+        s = int(getattr(net, "net_stride", 16) or 16)
+        size = max(s, int(getattr(pred, "input_size", None) or 64))
+        size = -(-size // s) * s
+        L = np.linspace(0, L_MAX, size * size, dtype=np.float32).reshape(1, 1, size, size)  # noqa: N806
+        with torch.inference_mode():
+            direct = unscale_ab(net(torch.from_numpy(scale_L(L))).float().numpy())
+        via = pred.predict_ab(L)
+        if via.shape != direct.shape or float(np.abs(via - direct).max()) > _TOL_NET_VS_PREDICTOR * AB_SCALE:
+            raise ModelError(f"{pred.name}: predict_ab differs from its .net; use backend='numpy'")
+
+    # -- steps --------------------------------------------------------------------------------
+    def work_shape(self, h: int, w: int) -> tuple[int, int]:
+        """(h, w) of the L the model sees for an (h, w) image.
+
+        Fully convolutional nets: long side ``work_size``, aspect kept, both sides rounded to
+        multiples of the stride (at least one stride). Fixed-size models: ``input_size`` squared.
+        """
+        if not self.fully_conv and self.input_size:
+            return self.input_size, self.input_size
+        s = self.stride
+        scale = self.work_size / max(h, w)
+        return max(s, round(h * scale / s) * s), max(s, round(w * scale / s) * s)
+
+    def prepare(self, im) -> Prepared:
+        """PIL image -> :class:`Prepared` (full-size L, alpha, L at the working size)."""
+        w, h = im.size
+        if w * h > self.max_pixels:
+            raise ImageError(f"{_label_of(im)}: {w}x{h} = {w * h:,} pixels is over the limit of {self.max_pixels:,}")
+        L = image_to_L(im)  # noqa: N806
+        hh, ww = self.work_shape(h, w)
+        work = _resize_plane(L, (ww, hh), "bicubic")
+        return Prepared(L=L, alpha=alpha_channel(im), work=work, n_frames=int(im.info.get("n_frames", 1) or 1))
+
+    def predict_work(self, items: Sequence[Prepared]) -> list[np.ndarray]:
+        """ab ``(2, h, w)`` at working size for each item; same-shape items share forward passes."""
+        out: list[np.ndarray | None] = [None] * len(items)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, it in enumerate(items):
+            groups.setdefault(it.work.shape, []).append(i)
+        for idx in groups.values():
+            for s in range(0, len(idx), self.batch_size):
+                part = idx[s : s + self.batch_size]
+                L = np.stack([items[i].work for i in part])[:, None]  # noqa: N806  (n, 1, h, w)
+                ab = self._backend.predict_ab(L)  # (n, 2, h, w)
+                for j, i in enumerate(part):
+                    out[i] = ab[j]
+        return out  # type: ignore[return-value]
+
+    def finish(self, item: Prepared, ab_work: np.ndarray, side_by_side: bool = False):
+        """Upsample ab to full size, add the original L, convert to sRGB (alpha kept) -> PIL image."""
+        from PIL import Image
+
+        H, W = item.L.shape  # noqa: N806
+        a = _resize_plane(ab_work[0], (W, H), self.upsample)
+        b = _resize_plane(ab_work[1], (W, H), self.upsample)
+        rgb = _compose(item.L, a, b)  # (H, W, 3) uint8
+        if side_by_side:
+            zero = np.zeros((1, 1), np.float32)
+            gray = _compose(item.L, zero, zero)
+            rgb = np.concatenate([gray, rgb], axis=1)
+        if item.alpha is not None:
+            alpha = np.concatenate([item.alpha, item.alpha], axis=1) if side_by_side else item.alpha
+            return Image.fromarray(np.dstack([rgb, alpha]))
+        return Image.fromarray(rgb)
+
+    # -- public --------------------------------------------------------------------------------
+    def colorize_image(self, im, side_by_side: bool = False):
+        """PIL image (any mode and size) -> colorized PIL image (RGB, or RGBA when it had alpha)."""
+        item = self.prepare(im)
+        return self.finish(item, self.predict_work([item])[0], side_by_side)
+
+    def colorize_batch(self, images: Iterable, side_by_side: bool = False) -> list:
+        """Several PIL images -> colorized PIL images, one forward pass per working shape."""
+        items = [self.prepare(im) for im in images]
+        abs_ = self.predict_work(items)
+        return [self.finish(it, ab, side_by_side) for it, ab in zip(items, abs_, strict=True)]
+
+    def colorize_file(self, src, dst=None, side_by_side: bool = False):
+        """Colorize an image file; write a PNG to ``dst`` when given. Returns the PIL image."""
+        out = self.colorize_image(open_image(src, max_pixels=self.max_pixels), side_by_side)
+        if dst is not None:
+            save_png(out, Path(dst))
+        return out
+
+
+def _label_of(im) -> str:
+    return str(getattr(im, "filename", "") or "image")
+
+
+def _compose(L: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:  # noqa: N803
+    """L ``(H, W)`` + a, b (``(H, W)`` or ``(1, 1)``) -> uint8 sRGB ``(H, W, 3)``, in row bands."""
+    H, W = L.shape  # noqa: N806
+    out = np.empty((H, W, 3), dtype=np.uint8)
+    rows = max(1, _BAND_PIXELS // max(W, 1))
+    for r in range(0, H, rows):
+        sl = slice(r, r + rows)
+        Lb = L[sl]  # noqa: N806
+        ab = a[sl] if a.shape == L.shape else np.broadcast_to(a, Lb.shape)
+        bb = b[sl] if b.shape == L.shape else np.broadcast_to(b, Lb.shape)
+        out[sl] = lab_planes_to_rgb_uint8_fast(Lb, ab, bb)
+    return out
+
+
+def save_png(im, path: Path, compress_level: int = PNG_COMPRESS_LEVEL) -> None:
+    """Write a PNG atomically (temporary file in the same folder, then rename)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            im.save(f, format="PNG", compress_level=compress_level)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ---- Python API --------------------------------------------------------------------------------------------
+_COLORIZERS: dict = {}
+_BY_PREDICTOR: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+def get_colorizer(model="default", **kwargs) -> Colorizer:
+    """A cached :class:`Colorizer` for ``model`` (a spec or a Predictor) and options. Thread-safe."""
+    if isinstance(model, Colorizer):
+        return model
+    key = tuple(sorted((k, str(v)) for k, v in kwargs.items()))
+    with _LOCK:
+        if isinstance(model, str):
+            c = _COLORIZERS.get((model, key))
+            if c is None:
+                c = _COLORIZERS[(model, key)] = Colorizer(model, **kwargs)
+            return c
+        per = _BY_PREDICTOR.setdefault(model, {})
+        c = per.get(key)
+        if c is None:
+            c = per[key] = Colorizer(model, **kwargs)
+        return c
+
+
+def load_input(image_or_path, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """A path, bytes, PIL image or array -> PIL image (EXIF orientation applied for files).
+
+    Arrays: ``(H, W)`` gray (uint8, uint16 or float 0..1), ``(H, W, 3)`` RGB or ``(H, W, 4)``
+    RGBA uint8.
+    """
+    from PIL import Image
+
+    if isinstance(image_or_path, (str, os.PathLike, bytes)):
+        return open_image(image_or_path, max_pixels=max_pixels)
+    if isinstance(image_or_path, Image.Image):
+        return image_or_path
+    a = np.asarray(image_or_path)
+    if a.ndim == 2 and a.dtype == np.uint16:
+        return Image.fromarray(a.astype(np.int32)).convert("I") if False else Image.fromarray(a)
+    if a.ndim == 2 and a.dtype.kind == "f":
+        return Image.fromarray(np.rint(np.clip(a, 0, 1) * 255).astype(np.uint8))
+    if a.ndim == 3 and a.shape[2] in (3, 4) and a.dtype.kind == "f":
+        a = np.rint(np.clip(a, 0, 1) * 255).astype(np.uint8)
+    if (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))) and a.dtype == np.uint8:
+        return Image.fromarray(a)
+    raise ImageError(f"cannot colorize an array of shape {a.shape} and dtype {a.dtype}: "
+                     "give (H, W) gray or (H, W, 3|4) uint8")
+
+
+def colorize(image_or_path, model="default", *, side_by_side: bool = False, **kwargs):
+    """Colorize one image -> PIL image of the input's size (RGBA when the input had alpha).
+
+    ``model``: a name, run folder, weights file, Predictor or Colorizer. Other keyword
+    arguments go to :class:`Colorizer` (``work_size``, ``backend``, ``max_pixels``, ...);
+    colorizers are cached, so repeated calls do not reload the model.
+    """
+    col = get_colorizer(model, **kwargs)
+    return col.colorize_image(load_input(image_or_path, col.max_pixels), side_by_side=side_by_side)
+
+
+# ---- CLI ---------------------------------------------------------------------------------------------------
+@dataclass
+class Job:
+    src: Path  # the input file
+    label: str  # how messages name it
+    out: Path | None = None  # the planned output
+    error: str | None = None  # a planning error (message names the file)
+
+
+def output_suffix(side_by_side: bool) -> str:
+    return "_compare" if side_by_side else "_color"
+
+
+def plan_jobs(paths: Sequence[str | os.PathLike], output: Path, side_by_side: bool = False) -> list[Job]:
+    """Inputs -> jobs with their outputs (the layout documented in docs/colorize.md).
+
+    * a file ``photo.jpg`` -> ``OUT/photo_color.png``;
+    * a folder ``photos`` -> ``OUT/photos/<same sub-folders>/<stem>_color.png`` (recursive);
+    * ``_compare`` instead of ``_color`` with ``--side-by-side``;
+    * two inputs that would share an output both get their extension in the name
+      (``photo_jpg_color.png``, ``photo_png_color.png``); still equal -> ``_2``, ``_3`` ...;
+    * the output folder is never searched when it lies inside an input folder;
+    * the same file reached twice is done once.
+    """
+    suffix = output_suffix(side_by_side)
+    jobs: list[Job] = []
+    seen: set[str] = set()
+    out_root = Path(output)
+
+    def add(src: Path, label: str, out_dir: Path) -> None:
+        real = os.path.realpath(src)
+        if real in seen:
+            return
+        seen.add(real)
+        jobs.append(Job(src=src, label=label, out=out_dir / f"{src.stem}{suffix}.png"))
+
+    for p in paths:
+        p = Path(p)
+        label = str(p)
+        if p.is_dir():
+            found = False
+            base = out_root / (Path(os.path.realpath(p)).name or "root")
+            for f in iter_folder_images(p, exclude=out_root):
+                found = True
+                rel = f.relative_to(p)
+                add(f, str(f), base / rel.parent)
+            if not found:
+                jobs.append(Job(src=p, label=label, error=f"{label}: a folder with no images in it "
+                                "(looked for .jpg .jpeg .png .bmp .gif .tif .tiff .webp)"))
+        elif os.path.lexists(p):
+            add(p, label, out_root)
+        else:
+            jobs.append(Job(src=p, label=label, error=f"{label}: no such file or folder"))
+
+    # outputs shared by several inputs: add the extension, then a counter
+    def key(j: Job) -> str:
+        return os.path.normcase(str(j.out)).casefold()
+
+    groups: dict[str, list[Job]] = {}
+    for j in jobs:
+        if j.out is not None:
+            groups.setdefault(key(j), []).append(j)
+    for g in groups.values():
+        if len(g) > 1:
+            for j in g:
+                ext = j.src.suffix.lstrip(".").lower() or "noext"
+                j.out = j.out.with_name(f"{j.src.stem}_{ext}{suffix}.png")
+    taken: dict[str, int] = {}
+    for j in jobs:
+        if j.out is None:
+            continue
+        k = key(j)
+        n = taken.get(k, 0) + 1
+        taken[k] = n
+        if n > 1:
+            j.out = j.out.with_name(f"{j.out.stem}_{n}.png")
+    # never write over an input
+    inputs = {os.path.realpath(j.src) for j in jobs}
+    for j in jobs:
+        if j.out is not None and os.path.realpath(j.out) in inputs:
+            j.error = f"{j.label}: its output {j.out} is an input file; refusing to write over it (use another -o)"
+            j.out = None
+    return jobs
+
+
+def _progress(console, total: int):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("colorizing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=console, transient=True, disable=total < 2)
+
+
+def _frames_note(label: str, n: int) -> str:
+    return f"note: {label}: has {n} frames (animated or multi-page); colorized the first frame only"
+
+
+def colorize_cli(paths, output=None, model="default", overwrite: bool = False, side_by_side: bool = False,
+                 max_pixels: int | None = None, batch_size: int = 16, work_size: int | None = None,
+                 backend: str = "auto", progress: bool = True) -> int:
+    """``chromalab colorize``: files and folders in, PNGs out, one line per problem, a summary line.
+
+    Returns the exit code: 0, or 1 when any input failed (skipped outputs are not failures).
+    """
+    from rich.console import Console
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    out_root = Path(output) if output is not None else Path("colorized")
+    max_pixels = int(max_pixels) if max_pixels else DEFAULT_MAX_PIXELS
+    if max_pixels < 1:
+        raise ChromalabError(f"--max-pixels must be positive, got {max_pixels}")
+    if batch_size < 1:
+        raise ChromalabError(f"--batch-size must be at least 1, got {batch_size}")
+
+    jobs = plan_jobs(paths, out_root, side_by_side)
+    done = skipped = failed = multi = 0
+
+    def say(line: str) -> None:
+        err.print(line, markup=False)
+
+    todo: list[Job] = []
+    for j in jobs:
+        if j.error:
+            failed += 1
+            say(f"error: {j.error}")
+        elif os.path.lexists(j.out) and not overwrite:
+            if os.path.isdir(j.out):
+                failed += 1
+                say(f"error: {j.label}: its output {j.out} is a folder")
+            else:
+                skipped += 1
+        else:
+            todo.append(j)
+
+    def summary() -> int:
+        line = f"done {done}, skipped {skipped}, failed {failed}"
+        if skipped:
+            line += " (existing outputs skipped; --overwrite replaces them)"
+        if multi:
+            line += f"; {multi} multi-frame file{'s' if multi > 1 else ''}: first frame only"
+        line += f"; outputs in {out_root}"
+        print(line, flush=True)
+        return 1 if failed else 0
+
+    if not todo:
+        return summary()
+    problem = _check_output_root(out_root)
+    if problem:
+        say(f"error: {problem}")
+        failed += len(todo)
+        return summary()
+
+    col = Colorizer(model, backend=backend, work_size=work_size, max_pixels=max_pixels, batch_size=batch_size)
+
+    def load(j: Job):
+        return col.prepare(open_image(j.src, max_pixels=max_pixels, name=j.label))
+
+    def write(j: Job, item: Prepared, ab: np.ndarray) -> None:
+        im = col.finish(item, ab, side_by_side)
+        try:
+            j.out.parent.mkdir(parents=True, exist_ok=True)
+            save_png(im, j.out)
+        except OSError as e:
+            raise ImageError(f"{j.label}: cannot write {j.out} ({e.strerror or e})") from None
+
+    workers = max(1, min(4, os.cpu_count() or 1))
+    budget = max(max_pixels, 32_000_000)  # full-size pixels held per batch
+    with ThreadPoolExecutor(max_workers=workers) as pool, _progress(err, len(todo) if progress else 0) as bar:
+        task = bar.add_task("colorize", total=len(todo))
+        loads = iter([(j, pool.submit(load, j)) for j in todo[: workers + 1]])
+        pending = list(todo[workers + 1 :])
+        batch: list[tuple[Job, Prepared]] = []
+
+        def next_loaded():
+            nonlocal loads
+            for j, fut in loads:
+                if pending:  # keep workers + 1 loads in flight
+                    nj = pending.pop(0)
+                    queue.append((nj, pool.submit(load, nj)))
+                yield j, fut
+
+        queue: list = []
+
+        def flush() -> None:
+            nonlocal done, failed, multi
+            if not batch:
+                return
+            try:
+                abs_ = col.predict_work([it for _, it in batch])
+            except Exception as e:  # noqa: BLE001 - the model failing: every file of the batch fails
+                for j, _ in batch:
+                    failed += 1
+                    say(f"error: {j.label}: the model failed ({type(e).__name__}: {e})")
+                    bar.advance(task)
+                batch.clear()
+                return
+            futs = [(j, it, pool.submit(write, j, it, ab)) for (j, it), ab in zip(batch, abs_, strict=True)]
+            batch.clear()
+            for j, it, fut in futs:
+                try:
+                    fut.result()
+                    done += 1
+                    if it.n_frames > 1:
+                        multi += 1
+                        say(_frames_note(j.label, it.n_frames))
+                except ChromalabError as e:
+                    failed += 1
+                    say(f"error: {e}")
+                except Exception as e:  # noqa: BLE001
+                    failed += 1
+                    say(f"error: {j.label}: {type(e).__name__}: {e}")
+                bar.advance(task)
+
+        px = 0
+        stream = _LoadStream(pool, load, todo, ahead=workers + 1)
+        for j, fut in stream:
+            try:
+                item = fut.result()
+            except ChromalabError as e:
+                failed += 1
+                say(f"error: {e}")
+                bar.advance(task)
+                continue
+            except MemoryError:
+                failed += 1
+                say(f"error: {j.label}: not enough memory (lower --max-pixels)")
+                bar.advance(task)
+                continue
+            except Exception as e:  # noqa: BLE001
+                failed += 1
+                say(f"error: {j.label}: {type(e).__name__}: {e}")
+                bar.advance(task)
+                continue
+            batch.append((j, item))
+            px += item.pixels
+            if len(batch) >= batch_size or px >= budget:
+                flush()
+                px = 0
+        flush()
+    return summary()
+
+
+class _LoadStream:
+    """Submit loads ``ahead`` at a time; yield (job, future) in order."""
+
+    def __init__(self, pool, fn, jobs, ahead: int):
+        self.pool, self.fn, self.jobs, self.ahead = pool, fn, list(jobs), max(1, ahead)
+
+    def __iter__(self):
+        from collections import deque
+
+        q: deque = deque()
+        it = iter(self.jobs)
+        for j in it:
+            q.append((j, self.pool.submit(self.fn, j)))
+            if len(q) >= self.ahead:
+                break
+        while q:
+            j, fut = q.popleft()
+            nxt = next(it, None)
+            if nxt is not None:
+                q.append((nxt, self.pool.submit(self.fn, nxt)))
+            yield j, fut
+
+
+def _check_output_root(out_root: Path) -> str | None:
+    """Create the output folder and make sure a file can be written in it; a one-line problem or None."""
+    try:
+        out_root.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        return f"{out_root}: cannot create the output folder (a file of that name exists)"
+    except OSError as e:
+        return f"{out_root}: cannot create the output folder ({e.strerror or e})"
+    if not out_root.is_dir():
+        return f"{out_root}: the output path is not a folder"
+    if not os.access(out_root, os.W_OK | os.X_OK):
+        return f"{out_root}: the output folder is not writable (permission denied)"
+    try:
+        fd, tmp = tempfile.mkstemp(dir=out_root, prefix=".chromalab-probe-")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        return f"{out_root}: the output folder is not writable ({e.strerror or e})"
+    return None
+
+
+def export_onnx_cli(model: str = "default", output: Path | None = None) -> Path:
+    """``chromalab export onnx``: write the ONNX file (default: the cache inference uses) and check it."""
+    import torch
+
+    from .registry import load_predictor
+
+    pred = load_predictor(model, progress=False)
+    net = getattr(pred, "net", None)
+    if net is None:
+        raise ModelError(f"{model}: not a network model; only nets export to ONNX")
+    net.eval()
+    weights = weights_file_for(model)
+    sha = _sha256_file(weights) if weights is not None else ""
+    stride = int(getattr(pred, "stride", None) or getattr(net, "net_stride", None) or 16)
+    meta = {"name": model, "input_size": getattr(pred, "input_size", None) or DEFAULT_WORK_SIZE,
+            "stride": stride, "export_tag": _export_tag(), "weights_sha256": sha}
+    if output is None:
+        if weights is None:
+            output = Path(f"{Path(model).stem}.onnx")
+        else:
+            output = _cached_onnx_candidates(weights, sha, onnx_cache_dir())[-1]
+    output = Path(output)
+    try:
+        data = export_onnx(net, output, meta)
+    except OSError as e:
+        raise ChromalabError(f"{output}: cannot write ({e.strerror or e})") from None
+    rng = np.random.default_rng(0)
+    L = (rng.random((2, 1, 4 * stride, 5 * stride), dtype=np.float32) * L_MAX).astype(np.float32)  # noqa: N806
+    with torch.inference_mode():
+        ref = _lab_wrapper(net)(torch.from_numpy(L)).numpy()
+    diff = float(np.abs(_OrtBackend(data).predict_ab(L) - ref).max()) if onnxruntime_available() else float("nan")
+    print(f"wrote {output} ({len(data) / 1e6:.1f} MB); max |onnx - torch| = {diff:.2e} Lab units on a test batch")
+    if diff == diff and diff > 1e-4 * AB_SCALE:
+        raise ModelError(f"{output}: the ONNX export differs from torch by {diff:.3g}; please report this")
+    return output
