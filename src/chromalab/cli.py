@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -32,7 +32,7 @@ console = Console(stderr=True)
 out = Console() if sys.stdout.isatty() else Console(width=160)
 
 DataOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--data", help="Tiny ImageNet zip or folder (official layout). Default: $CHROMALAB_DATA, then the download location."),
 ]
 
@@ -46,7 +46,7 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks."
 # ---- data ---------------------------------------------------------------------------------------
 @data_app.command("download")
 def data_download(
-    dir: Annotated[Optional[Path], typer.Option("--dir", help="Where to put the zip (default: user cache dir).")] = None,
+    dir: Annotated[Path | None, typer.Option("--dir", help="Where to put the zip (default: user cache dir).")] = None,
     url: Annotated[str, typer.Option(hidden=True)] = "",
     md5: Annotated[str, typer.Option(hidden=True)] = "",
 ) -> None:
@@ -61,7 +61,7 @@ def data_download(
 def data_prepare(
     data: DataOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if the cache is current.")] = False,
-    workers: Annotated[Optional[int], typer.Option(help="Decoder processes (default: all cores).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Decoder processes (default: all cores).")] = None,
 ) -> None:
     """Decode every image once, convert to Lab and cache each split at 64x64 and 28x28."""
     from .data.cache import prepare
@@ -127,10 +127,10 @@ def evaluate(
     model: Annotated[str, typer.Argument(help="Registry name, run folder or .safetensors file.")],
     data: DataOpt = None,
     split: Annotated[str, typer.Option(help="train | val | test, or joined: val,test (the whole official val split).")] = "test",
-    images: Annotated[Optional[Path], typer.Option("--images", help="Evaluate on any folder or zip of colour images instead.")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Only the first N images of the split.")] = None,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the metrics as JSON here.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Images per batch.")] = None,
+    images: Annotated[Path | None, typer.Option("--images", help="Evaluate on any folder or zip of colour images instead.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N images of the split.")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the metrics as JSON here.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Images per batch.")] = None,
 ) -> None:
     """Evaluate a model: PSNR, SSIM, MSE, L1, R², colourfulness."""
     from .evaluate import evaluate_images, evaluate_split, format_table
@@ -163,15 +163,15 @@ def evaluate(
 def train(
     model: Annotated[str, typer.Argument(help="linear | svr | cnn | unet | pix2pix | vivid")],
     out_dir: Annotated[Path, typer.Option("--out", help="Run folder to write.")],
-    loss: Annotated[Optional[str], typer.Option(help="Nets: mse | l1 | hybrid | ssim-hybrid.")] = None,
+    loss: Annotated[str | None, typer.Option(help="Nets: mse | l1 | hybrid | ssim-hybrid.")] = None,
     preset: Annotated[str, typer.Option(help="Classical: seed | quick. Nets: quick | full.")] = "quick",
     data: DataOpt = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the run's last checkpoint.")] = False,
-    accelerator: Annotated[Optional[str], typer.Option(help="Lightning accelerator (cpu, gpu, auto).")] = None,
-    devices: Annotated[Optional[str], typer.Option(help="Lightning devices (e.g. 1, 4, auto).")] = None,
-    strategy: Annotated[Optional[str], typer.Option(help="Lightning strategy (e.g. ddp).")] = None,
-    precision: Annotated[Optional[str], typer.Option(help="Lightning precision (e.g. 32, bf16-mixed).")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config field: --set epochs=3")] = None,
+    accelerator: Annotated[str | None, typer.Option(help="Lightning accelerator (cpu, gpu, auto).")] = None,
+    devices: Annotated[str | None, typer.Option(help="Lightning devices (e.g. 1, 4, auto).")] = None,
+    strategy: Annotated[str | None, typer.Option(help="Lightning strategy (e.g. ddp).")] = None,
+    precision: Annotated[str | None, typer.Option(help="Lightning precision (e.g. 32, bf16-mixed).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field: --set epochs=3")] = None,
 ) -> None:
     """Train one model into a run folder (config, metrics, figures, weights, test metrics)."""
     overrides = _parse_sets(set_ or [])
@@ -190,15 +190,32 @@ def train(
         raise ChromalabError(f"unknown model family {model!r} (choose linear, svr, cnn, unet, pix2pix, vivid)")
 
 
+# ---- compare ----------------------------------------------------------------------------------------
+@app.command("compare")
+def compare(
+    preset: Annotated[str, typer.Option(help="quick (smoke, <= 10 min) | full (the study's setups).")] = "quick",
+    data: DataOpt = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder (runs, table, figures).")] = Path("results"),
+    retrain: Annotated[bool, typer.Option("--retrain", help="Retrain finished runs too.")] = False,
+    only: Annotated[list[str] | None, typer.Option("--only", help="Only these configurations (repeatable).")] = None,
+) -> None:
+    """Train (or reuse) every configuration, evaluate all on the same test images, write the report."""
+    from .compare import run_compare
+    from .evaluate import format_table
+
+    res = run_compare(preset=preset, data=data, out=out_dir, retrain=retrain, only=only, log=out.print)
+    out.print(format_table(res["rows"], title=f"compare --preset {preset}"))
+
+
 # ---- colorize / export / serve ------------------------------------------------------------------
 @app.command("colorize")
 def colorize(
     paths: Annotated[list[Path], typer.Argument(help="Image files and/or folders (searched recursively).")],
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output folder (default: ./colorized).")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output folder (default: ./colorized).")] = None,
     model: Annotated[str, typer.Option("--model", help="Registry name, run folder or .safetensors file.")] = "default",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
     side_by_side: Annotated[bool, typer.Option("--side-by-side", help="Write gray | colorized side by side.")] = False,
-    max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", help="Refuse larger images (default 50,000,000).")] = None,
+    max_pixels: Annotated[int | None, typer.Option("--max-pixels", help="Refuse larger images (default 50,000,000).")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 16,
 ) -> None:
     """Colorize photos of any size: files and folders, progress bar, one-line summary; exit 1 if any failed."""
@@ -212,7 +229,7 @@ def colorize(
 @export_app.command("onnx")
 def export_onnx(
     model: Annotated[str, typer.Argument(help="Registry name, run folder or .safetensors file.")] = "default",
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="The .onnx file to write.")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="The .onnx file to write.")] = None,
 ) -> None:
     """Export a net to ONNX (used automatically by inference when onnxruntime is installed)."""
     from .inference import export_onnx_cli

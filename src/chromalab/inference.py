@@ -541,7 +541,7 @@ def load_input(image_or_path, max_pixels: int = DEFAULT_MAX_PIXELS):
         return image_or_path
     a = np.asarray(image_or_path)
     if a.ndim == 2 and a.dtype == np.uint16:
-        return Image.fromarray(a.astype(np.int32)).convert("I") if False else Image.fromarray(a)
+        return Image.fromarray(a)  # mode I;16
     if a.ndim == 2 and a.dtype.kind == "f":
         return Image.fromarray(np.rint(np.clip(a, 0, 1) * 255).astype(np.uint8))
     if a.ndim == 3 and a.shape[2] in (3, 4) and a.dtype.kind == "f":
@@ -649,7 +649,14 @@ def plan_jobs(paths: Sequence[str | os.PathLike], output: Path, side_by_side: bo
 
 
 def _progress(console, total: int):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(TextColumn("colorizing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     TimeRemainingColumn(), console=console, transient=True, disable=total < 2)
@@ -731,19 +738,7 @@ def colorize_cli(paths, output=None, model="default", overwrite: bool = False, s
     budget = max(max_pixels, 32_000_000)  # full-size pixels held per batch
     with ThreadPoolExecutor(max_workers=workers) as pool, _progress(err, len(todo) if progress else 0) as bar:
         task = bar.add_task("colorize", total=len(todo))
-        loads = iter([(j, pool.submit(load, j)) for j in todo[: workers + 1]])
-        pending = list(todo[workers + 1 :])
         batch: list[tuple[Job, Prepared]] = []
-
-        def next_loaded():
-            nonlocal loads
-            for j, fut in loads:
-                if pending:  # keep workers + 1 loads in flight
-                    nj = pending.pop(0)
-                    queue.append((nj, pool.submit(load, nj)))
-                yield j, fut
-
-        queue: list = []
 
         def flush() -> None:
             nonlocal done, failed, multi

@@ -22,7 +22,7 @@ const state = {
 };
 
 const MB = 1024 * 1024;
-const fmtMB = (n) => (n / MB).toFixed(1) + " MB";
+const fmtMB = (n) => (n / MB).toFixed(1).replace(/\.0$/, "") + " MB";
 
 function setState(s) { document.body.dataset.state = s; }
 function setStatus(text) { els.status.textContent = text || ""; }
@@ -112,7 +112,7 @@ function layoutCompare() {
   const img = els.top;
   if (!img.naturalWidth) return;
   const maxW = Math.min(els.compareSection.clientWidth || window.innerWidth, 900);
-  const maxH = Math.max(240, window.innerHeight * 0.7);
+  const maxH = Math.max(240, window.innerHeight * 0.6);
   const s = Math.min(maxW / img.naturalWidth, maxH / img.naturalHeight);
   els.compare.style.width = Math.round(img.naturalWidth * s) + "px";
   els.compare.style.height = Math.round(img.naturalHeight * s) + "px";

@@ -1,0 +1,242 @@
+"""The comparison report: results.md / .csv / .json, a self-contained index.html, figures.
+
+Nothing here is typed by hand: every number comes from the rows that `compare` measured.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .compare import ROW_KEYS
+
+HEADERS = {
+    "psnr": "PSNR (dB, sRGB) ↑", "ssim": "SSIM (sRGB) ↑", "mse": "MSE (ab, Lab²) ↓", "l1": "L1 (ab, Lab) ↓",
+    "mse_rgb": "MSE (sRGB 0..1) ↓", "l1_rgb": "L1 (sRGB 0..1) ↓", "r2": "R² (ab) ↑", "cf": "CF",
+    "delta_cf": "ΔCF ↓", "train_seconds": "train s", "images_per_second": "predict img/s",
+}
+N_EXAMPLES = 8
+
+
+def _fmt(k: str, v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    if k in ("ssim", "r2", "mse_rgb", "l1_rgb"):
+        return f"{v:.4f}"
+    if k in ("train_seconds", "images_per_second"):
+        return f"{v:,.0f}"
+    return f"{v:.2f}"
+
+
+# ---- figures ----------------------------------------------------------------------------------------
+def make_figures(results: dict, out: Path, test, predictors: dict, data=None) -> dict[str, str]:
+    """Write the figures into ``out``; returns {key: file name}."""
+    out = Path(out)
+    figs: dict[str, str] = {}
+    if test is not None and predictors:
+        _examples(out / "examples.png", test, predictors, data)
+        figs["examples"] = "examples.png"
+    if _loss_curves(out / "loss_curves.png", results["rows"]):
+        figs["loss_curves"] = "loss_curves.png"
+    for r in results["rows"]:
+        if r.get("run") and r["family"] == "classical":
+            for cand in sorted(Path(r["run"]).glob("pca*.png")):
+                shutil.copyfile(cand, out / "pca_reconstruction.png")
+                figs["pca"] = "pca_reconstruction.png"
+                break
+        if "pca" in figs:
+            break
+    _bars(out / "bars.png", results["rows"])
+    figs["bars"] = "bars.png"
+    return figs
+
+
+def _examples(path: Path, test, predictors: dict, data) -> None:
+    """Rows: 8 fixed test images. Columns: gray input | every model | ground truth."""
+    from PIL import Image, ImageDraw
+
+    from .color import compose_rgb_uint8
+    from .registry import load_predictor
+
+    n = len(test)
+    idx = np.linspace(0, n - 1, min(N_EXAMPLES, n)).round().astype(int)
+    L, _ab, rgb = test.get(idx)  # noqa: N806
+    gray = compose_rgb_uint8(L, np.zeros((len(L), 2, *L.shape[2:]), np.float32))
+    cols = [("input (L)", gray)]
+    for name, spec in predictors.items():
+        if name == "gray":
+            continue
+        pred = load_predictor(spec, data=data, progress=False)
+        cols.append((name, compose_rgb_uint8(L, pred.predict_ab(L))))
+    cols.append(("ground truth", rgb))
+    s = L.shape[-1]
+    head = 28
+    canvas = Image.new("RGB", (len(cols) * (s + 4), head + len(idx) * (s + 4)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for j, (name, imgs) in enumerate(cols):
+        x = j * (s + 4)
+        words = name.split("-", 1)
+        draw.text((x + 1, 2), words[0], fill="black")
+        if len(words) > 1:
+            draw.text((x + 1, 14), words[1], fill="black")
+        for i in range(len(idx)):
+            canvas.paste(Image.fromarray(imgs[i]), (x, head + i * (s + 4)))
+    canvas.save(path, optimize=True)
+
+
+def _loss_curves(path: Path, rows: list[dict]) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = []
+    for r in rows:
+        if r.get("family") != "net" or not r.get("run"):
+            continue
+        f = Path(r["run"]) / "metrics.csv"
+        if not f.exists():
+            continue
+        with open(f) as fh:
+            recs = list(csv.DictReader(fh))
+        curves.append((r["name"], recs))
+    if not curves:
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for name, recs in curves:
+        for ax, key in zip(axes, ("train_loss", "val_loss"), strict=True):
+            pts = [(float(x.get("epoch", i)), float(x[key])) for i, x in enumerate(recs) if x.get(key) not in (None, "")]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=name)
+    for ax, t in zip(axes, ("train loss (per epoch)", "val loss (per epoch)"), strict=True):
+        ax.set_title(t)
+        ax.set_xlabel("epoch")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return True
+
+
+def _bars(path: Path, rows: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["name"] for r in rows]
+    gray = next((r for r in rows if r["name"] == "gray"), None)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for ax, key, label in ((axes[0], "psnr", "PSNR (dB)"), (axes[1], "ssim", "SSIM")):
+        vals = [r.get(key) or float("nan") for r in rows]
+        colors = ["#999999" if r["family"] == "reference" else "#3b75af" for r in rows]
+        ax.bar(range(len(rows)), vals, color=colors)
+        if gray:
+            ax.axhline(gray[key], color="crimson", lw=1.2, ls="--", label=f"gray = {_fmt(key, gray[key])}")
+            ax.legend(fontsize=8)
+        finite = [v for v in vals if not math.isnan(v)]
+        if finite:
+            lo, hi = min(finite), max(finite)
+            pad = (hi - lo) * 0.15 + 1e-3
+            ax.set_ylim(lo - pad, hi + pad)
+        ax.set_xticks(range(len(rows)), names, rotation=60, ha="right", fontsize=8)
+        ax.set_title(label)
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+# ---- tables -------------------------------------------------------------------------------------------
+def write_tables(results: dict, out: Path, figures: dict[str, str]) -> None:
+    out = Path(out)
+    rows, meta = results["rows"], results["meta"]
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    with open(out / "results.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["name", *ROW_KEYS, "quoted"])
+        for r in rows:
+            w.writerow([r["name"], *[r.get(k) for k in ROW_KEYS], False])
+        for r in meta.get("study_rows", []):
+            w.writerow([r["name"], *[r.get(k) for k in ROW_KEYS], True])
+    (out / "results.md").write_text(markdown(results, figures))
+    (out / "index.html").write_text(html_page(results, out, figures))
+
+
+def _meta_lines(meta: dict) -> list[str]:
+    src = meta["data_source"]
+    ss = meta["split_sizes"]
+    return [
+        f"- command: `{meta['command']}`",
+        f"- date: {meta['date']}; commit: {meta.get('commit') or 'unknown'}; wall time: "
+        f"{_fmt('train_seconds', meta.get('wall_seconds'))} s",
+        f"- data: `{Path(src['path']).name}` ({src['kind']}, {src.get('size', 0) / 1e6:.0f} MB)",
+        f"- splits: train {ss['train']:,}, val {ss['val']:,}, test evaluated {ss['test_evaluated']:,} "
+        f"(of {ss['test_total']:,}); near-gray/grayscale originals excluded: {meta['excluded']:,}",
+        f"- machine: {meta['machine']['platform']}, {meta['machine']['cpus']} CPUs, Python {meta['machine']['python']}",
+    ]
+
+
+def markdown(results: dict, figures: dict[str, str]) -> str:
+    rows, meta = results["rows"], results["meta"]
+    keys = list(ROW_KEYS)
+    lines = ["# chromalab comparison", "", *_meta_lines(meta), "",
+             "Metrics: [docs/metrics.md](metrics.md). PSNR/SSIM on the uint8 sRGB output; MSE/L1 on ab in Lab "
+             "units and on sRGB in 0..1; R² over all ab values; CF / ΔCF colourfulness. Grey rows are the "
+             "trivial answers every model must beat.", "",
+             "| model | " + " | ".join(HEADERS[k] for k in keys) + " |",
+             "|---|" + "---:|" * len(keys)]
+    for r in rows:
+        lines.append(f"| {r['name']} | " + " | ".join(_fmt(k, r.get(k)) for k in keys) + " |")
+    lines += ["", "Quoted from the study (not measured here; other cells unknown):", "",
+              "| row | PSNR | R² |", "|---|---:|---:|"]
+    for r in meta.get("study_rows", []):
+        lines.append(f"| {r['name']} | {_fmt('psnr', r.get('psnr'))} | {_fmt('r2', r.get('r2'))} |")
+    titles = {"examples": "Test images: input | models | ground truth", "bars": "PSNR and SSIM per model",
+              "loss_curves": "Training curves of the nets", "pca": "PCA reconstructions"}
+    for k, f in figures.items():
+        lines += ["", f"## {titles.get(k, k)}", "", f"![{k}]({f})"]
+    return "\n".join(lines) + "\n"
+
+
+def html_page(results: dict, out: Path, figures: dict[str, str]) -> str:
+    rows, meta = results["rows"], results["meta"]
+    keys = list(ROW_KEYS)
+    head = "".join(f"<th>{html.escape(HEADERS[k])}</th>" for k in keys)
+    body = []
+    for r in rows:
+        cls = ' class="ref"' if r.get("family") == "reference" else ""
+        body.append(f"<tr{cls}><td>{html.escape(r['name'])}</td>" +
+                    "".join(f"<td>{_fmt(k, r.get(k))}</td>" for k in keys) + "</tr>")
+    for r in meta.get("study_rows", []):
+        body.append(f"<tr class='quoted'><td>{html.escape(r['name'])}</td>" +
+                    "".join(f"<td>{_fmt(k, r.get(k)) if k in r else ''}</td>" for k in keys) + "</tr>")
+    imgs = []
+    for k, f in figures.items():
+        p = Path(out) / f
+        if p.exists():
+            b64 = base64.b64encode(p.read_bytes()).decode()
+            imgs.append(f'<figure><img alt="{k}" src="data:image/png;base64,{b64}"><figcaption>{k}</figcaption></figure>')
+    metas = "".join(f"<li>{html.escape(x[2:])}</li>" for x in _meta_lines(meta))
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>chromalab comparison</title>
+<style>body{{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}}table{{border-collapse:collapse;font-size:.85rem}}
+td,th{{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}}td:first-child,th:first-child{{text-align:left}}
+tr.ref{{background:#f0f0f0}}tr.quoted{{color:#777;font-style:italic}}img{{max-width:100%;image-rendering:pixelated}}
+figure{{margin:1.5rem 0}}</style></head><body>
+<h1>chromalab comparison</h1><ul>{metas}</ul>
+<table><thead><tr><th>model</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>
+<p>Grey rows: trivial reference answers. Italic rows: quoted from the study, not measured here.</p>
+{''.join(imgs)}
+</body></html>
+"""
