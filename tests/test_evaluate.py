@@ -54,7 +54,7 @@ def test_evaluate_images_folder_and_zip_any_size(tmp_path):
     imgs = {}
     for i in range(4):
         arr = synth_image(rng, size=64)
-        big = Image.fromarray(arr).resize((100 + 7 * i, 80), Image.BICUBIC)
+        big = Image.fromarray(arr).resize((100 + 7 * i, 80), Image.Resampling.BICUBIC)
         name = f"sub/img{i}.png" if i % 2 else f"img{i}.jpg"
         big.save(folder / name)
         imgs[name] = big

@@ -128,6 +128,7 @@ def test_upload_compare_download_and_switch_model(browser, base_url, tmp_path):
     options = page.locator("#model option").all_inner_texts()
     assert options[0] == "const (default)" and "gray" in options
     assert page.locator("#download").get_attribute("aria-disabled") == "true"
+    assert page.locator("#panels").is_hidden() and page.locator("#compare-section").is_hidden()
 
     upload(page, gray_photo(tmp_path / "street.png"))
     wait_state(page, "done")
@@ -179,6 +180,7 @@ def test_errors_are_shown_in_words(browser, base_url, tmp_path):
     text = page.locator("#error").inner_text()
     assert page.locator("#error").is_visible()
     assert "not an image" in text and "notes.txt" in text
+    assert page.locator("#panels").is_hidden() and page.locator("#compare-section").is_hidden()
 
     jpeg = gray_photo(tmp_path / "cut.jpg", fmt="JPEG").read_bytes()
     upload(page, {"name": "cut.jpg", "mimeType": "image/jpeg", "buffer": jpeg[: len(jpeg) // 2]})
@@ -193,7 +195,10 @@ def test_errors_are_shown_in_words(browser, base_url, tmp_path):
     # and a good photo afterwards works: the error goes away
     upload(page, gray_photo(tmp_path / "ok.png"))
     wait_state(page, "done")
-    assert page.locator("#error").is_hidden()
+    assert page.locator("#error").is_hidden() and page.locator("#panels").is_visible()
+    upload(page, {"name": "notes2.txt", "mimeType": "text/plain", "buffer": b"more text"})
+    wait_state(page, "error")  # a failed upload does not leave the previous result on show
+    assert page.locator("#panels").is_hidden() and page.locator("#download").get_attribute("aria-disabled") == "true"
     page.close()
 
 
@@ -209,6 +214,8 @@ def test_phone_width_390(browser, base_url, tmp_path):
     for sel in ("#drop", "#model", "#download", "#compare", "#slider", "#result", "#gray", "#original"):
         box = page.locator(sel).bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390 + 0.5, (sel, box)
+    model_box, button_box = page.locator("#model").bounding_box(), page.locator("#download").bounding_box()
+    assert 0 <= button_box["y"] - (model_box["y"] + model_box["height"]) < 40  # stacked, no gap
     result = page.evaluate(PIXELS_JS, "#result")
     assert (result["w"], result["h"]) == (300, 400) and result["spread"] > 15
     assert result["shownWidth"] > 300  # panels stack: each image gets the screen's width

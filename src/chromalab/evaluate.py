@@ -94,7 +94,7 @@ def load_image_set(path: str | os.PathLike, size: int = NATIVE_SIZE, progress: b
                 continue
             rgb = to_rgb_uint8(im)
             if rgb.shape[:2] != (size, size):
-                rgb = np.asarray(Image.fromarray(rgb).resize((size, size), Image.BICUBIC), dtype=np.uint8)
+                rgb = np.asarray(Image.fromarray(rgb).resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
             rgbs.append(rgb)
             names.append(name)
     if not rgbs:

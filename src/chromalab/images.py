@@ -117,8 +117,12 @@ def open_image(src: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_PIX
         raise ImageError(f"{label}: permission denied (cannot read it)") from None
     except UnidentifiedImageError:
         raise ImageError(f"{label}: not an image file (unrecognized format)") from None
-    except Image.DecompressionBombError:
-        raise ImageError(f"{label}: too many pixels, over the limit of {max_pixels:,} (raise it with --max-pixels)") from None
+    except Image.DecompressionBombError as e:
+        import re
+
+        m = re.search(r"\((\d+) pixels\)", str(e))
+        n = f"{int(m.group(1)):,} pixels" if m else "too many pixels"
+        raise ImageError(f"{label}: {n} is over the limit of {max_pixels:,} (raise it with --max-pixels)") from None
     except MemoryError:
         raise ImageError(f"{label}: not enough memory to decode it (lower --max-pixels?)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
@@ -191,18 +195,22 @@ def is_image_name(p: Path) -> bool:
     return p.suffix.lower() in IMAGE_SUFFIXES
 
 
-def iter_folder_images(folder: Path, exclude: Path | None = None) -> Iterator[Path]:
+def iter_folder_images(folder: Path, exclude=None) -> Iterator[Path]:
     """Image files under ``folder``, recursively, sorted, as paths under ``folder``.
 
     Hidden files and folders (names starting with ``.``, e.g. macOS ``._photo.jpg``) are
     skipped; symbolic links to folders are not followed (no loops); folders are never
     yielded, even when named like ``x.png``. ``exclude`` (e.g. the output folder when it lies
-    inside ``folder``) is skipped.
+    inside ``folder``; a path or a list of paths) is skipped.
     """
     folder = Path(folder)
-    excl = os.path.realpath(exclude) if exclude is not None else None
+    if exclude is None:
+        exclude = []
+    elif isinstance(exclude, (str, os.PathLike)):
+        exclude = [exclude]
+    excl = {os.path.realpath(e) for e in exclude}
     for root, dirs, files in os.walk(folder, followlinks=False):
-        if excl is not None and os.path.realpath(root) == excl:
+        if os.path.realpath(root) in excl:
             dirs[:] = []
             continue
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))

@@ -357,8 +357,11 @@ class Colorizer:
                 self._backend = _NumpyBackend(pred)
             else:
                 net.eval()
-                self._check_net_matches(pred, net)
-                if want_onnx:
+                if not self._net_matches(pred, net):
+                    if backend != "auto":
+                        raise ModelError(f"{self.name}: predict_ab differs from its .net; use backend='numpy'")
+                    self._backend = _NumpyBackend(pred)  # predict_ab does more than the net: respect it
+                elif want_onnx:
                     meta = {"name": self.name, "input_size": self.input_size or DEFAULT_WORK_SIZE,
                             "stride": self.stride, "export_tag": _export_tag(), "weights_sha256": sha or ""}
                     target = None
@@ -384,7 +387,7 @@ class Colorizer:
         return f"<Colorizer {self.name} backend={self.backend} work_size={self.work_size}>"
 
     @staticmethod
-    def _check_net_matches(pred, net) -> None:
+    def _net_matches(pred, net) -> bool:
         """The fast path runs ``.net`` directly; make sure that is what ``predict_ab`` does."""
         import torch
 
@@ -395,8 +398,7 @@ class Colorizer:
         with torch.inference_mode():
             direct = unscale_ab(net(torch.from_numpy(scale_L(L))).float().numpy())
         via = pred.predict_ab(L)
-        if via.shape != direct.shape or float(np.abs(via - direct).max()) > _TOL_NET_VS_PREDICTOR * AB_SCALE:
-            raise ModelError(f"{pred.name}: predict_ab differs from its .net; use backend='numpy'")
+        return via.shape == direct.shape and float(np.abs(via - direct).max()) <= _TOL_NET_VS_PREDICTOR * AB_SCALE
 
     # -- steps --------------------------------------------------------------------------------
     def work_shape(self, h: int, w: int) -> tuple[int, int]:
@@ -605,7 +607,10 @@ def plan_jobs(paths: Sequence[str | os.PathLike], output: Path, side_by_side: bo
         if p.is_dir():
             found = False
             base = out_root / (Path(os.path.realpath(p)).name or "root")
-            for f in iter_folder_images(p, exclude=out_root):
+            # never read our own outputs: skip where this folder's outputs go, and the whole
+            # output folder when it lies inside this one
+            inside = _is_within(out_root, p) and os.path.realpath(out_root) != os.path.realpath(p)
+            for f in iter_folder_images(p, exclude=[base] + ([out_root] if inside else [])):
                 found = True
                 rel = f.relative_to(p)
                 add(f, str(f), base / rel.parent)
@@ -646,6 +651,11 @@ def plan_jobs(paths: Sequence[str | os.PathLike], output: Path, side_by_side: bo
             j.error = f"{j.label}: its output {j.out} is an input file; refusing to write over it (use another -o)"
             j.out = None
     return jobs
+
+
+def _is_within(child: Path, parent: Path) -> bool:
+    c, p = os.path.realpath(child), os.path.realpath(parent)
+    return c == p or c.startswith(p.rstrip(os.sep) + os.sep)
 
 
 def _progress(console, total: int):

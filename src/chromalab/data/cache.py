@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import time
+import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -84,7 +85,7 @@ def decode_image_bytes(data: bytes, size: int = NATIVE_SIZE):
         im.load()
         rgb = im.convert("RGB")
     if rgb.size != (size, size):
-        rgb = rgb.resize((size, size), Image.BICUBIC)
+        rgb = rgb.resize((size, size), Image.Resampling.BICUBIC)
     return np.asarray(rgb, dtype=np.uint8), mode
 
 
@@ -96,14 +97,12 @@ class _Reader:
 
     def __init__(self, path: str, is_zip: bool):
         self.path, self.is_zip = path, is_zip
-        self._zip = None
+        self._zip: zipfile.ZipFile | None = None
 
     def read(self, name: str) -> bytes:
         if not self.is_zip:
             return (Path(self.path) / name).read_bytes()
         if self._zip is None:
-            import zipfile
-
             self._zip = zipfile.ZipFile(self.path)
         return self._zip.read(name)
 
@@ -142,7 +141,7 @@ def _decode_chunk(source, fsplit: str, start: int, names: list[str], paths: dict
                 rgbs[s][i] = rgb
             else:
                 im = im or Image.fromarray(rgb)
-                rgbs[s][i] = np.asarray(im.resize((s, s), Image.BICUBIC), dtype=np.uint8)
+                rgbs[s][i] = np.asarray(im.resize((s, s), Image.Resampling.BICUBIC), dtype=np.uint8)
     for s in sizes:
         lab = rgb_uint8_to_lab_fast(rgbs[s]).transpose(0, 3, 1, 2)
         lab_mm, rgb_mm = outs[s]

@@ -74,7 +74,13 @@ def download(
                 have = 0
             length = resp.headers.get("Content-Length")
             total = have + int(length) if length is not None else None
-            from rich.progress import DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+            from rich.progress import (
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
 
             with Progress(
                 TextColumn(f"downloading {filename}"), DownloadColumn(), TransferSpeedColumn(),

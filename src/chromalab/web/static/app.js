@@ -116,6 +116,7 @@ function layoutCompare() {
   const s = Math.min(maxW / img.naturalWidth, maxH / img.naturalHeight);
   els.compare.style.width = Math.round(img.naturalWidth * s) + "px";
   els.compare.style.height = Math.round(img.naturalHeight * s) + "px";
+  els.slider.parentElement.style.maxWidth = Math.max(240, Math.round(img.naturalWidth * s)) + "px";
 }
 
 function setSplit(pct) {
@@ -193,6 +194,8 @@ async function colorize() {
   els.download.href = state.urls.result;
   els.download.download = downloadName(r, file);
   els.download.setAttribute("aria-disabled", "false");
+  // tiny images (e.g. 64x64) are shown with square pixels rather than blurred when enlarged
+  document.body.classList.toggle("small-image", Math.max(els.result.naturalWidth, els.result.naturalHeight) <= 256);
   els.panels.hidden = false;
   els.compareSection.hidden = false;
   layoutCompare();
@@ -210,7 +213,10 @@ function downloadName(r, file) {
 async function useFile(file) {
   if (!file) return;
   state.file = file;
+  state.seq++;  // an answer still on its way for the previous file is dropped
+  if (state.abort) state.abort.abort();
   clearError();
+  els.download.setAttribute("aria-disabled", "true");
   els.panels.hidden = true;
   els.compareSection.hidden = true;
   if (file.size > state.limits.max_upload_bytes) {

@@ -1,0 +1,266 @@
+"""images.py: every awkward input opens (or fails with one clear line) and gives the right L.
+
+The builders here (``build_good_inputs``, ``build_bad_inputs``) are reused by
+tests/test_colorize_cli.py.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage.color import rgb2lab
+
+from chromalab import images
+from chromalab.errors import ImageError
+from chromalab.images import DEFAULT_MAX_PIXELS, alpha_channel, image_to_L, open_image
+
+
+# ---- builders -------------------------------------------------------------------------------------------
+def photo(h: int = 48, w: int = 64, seed: int = 0) -> np.ndarray:
+    """A colourful smooth (H, W, 3) uint8 image with an edge, like a small photo."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h - 1, w - 1, 1)
+    r = 0.5 + 0.4 * np.sin(3 * xx + rng.uniform(0, 6))
+    g = 0.5 + 0.4 * np.cos(2 * yy + rng.uniform(0, 6))
+    b = 0.5 + 0.3 * np.sin(4 * (xx + yy))
+    img = np.stack([r, g, b], -1)
+    img[h // 4 : h // 2, w // 4 : w // 2] = [0.9, 0.2, 0.1]
+    return np.clip(img * 255 + rng.normal(0, 2, img.shape), 0, 255).astype(np.uint8)
+
+
+def encode(im: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def png_header_only(w: int, h: int) -> bytes:
+    """A PNG that *declares* w x h RGB pixels but holds almost no data (a few dozen bytes)."""
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 16)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+
+
+def exif_rotated_jpeg(arr: np.ndarray, orientation: int = 6) -> bytes:
+    im = Image.fromarray(arr)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encode(im, "JPEG", quality=95, exif=exif.tobytes())
+
+
+def build_good_inputs(folder: Path) -> dict[str, dict]:
+    """Unusual inputs that must succeed. name -> {size (w, h) after EXIF, alpha, frames}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rgb = photo(48, 64)
+    im = Image.fromarray(rgb)
+    out: dict[str, dict] = {}
+
+    def put(name: str, data: bytes, size=(64, 48), alpha=False, frames=1):
+        (folder / name).write_bytes(data)
+        out[name] = {"size": size, "alpha": alpha, "frames": frames}
+
+    put("cmyk.jpg", encode(im.convert("CMYK"), "JPEG", quality=95))
+    put("palette.png", encode(im.convert("P", palette=Image.Palette.ADAPTIVE), "PNG"))
+    g16 = (rgb.mean(axis=2) * 257).astype(np.uint16)
+    put("gray16.png", encode(Image.fromarray(g16), "PNG"))
+    rgba = np.dstack([rgb, np.linspace(0, 255, 64 * 48).reshape(48, 64).astype(np.uint8)])
+    put("rgba.png", encode(Image.fromarray(rgba), "PNG"), alpha=True)
+    put("la.png", encode(Image.fromarray(rgba).convert("LA"), "PNG"), alpha=True)
+    put("one.png", encode(Image.fromarray(rgb[:1, :1]), "PNG"), size=(1, 1))
+    frames = [Image.fromarray(photo(48, 64, seed=s)).convert("P") for s in range(3)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    put("anim.gif", buf.getvalue(), frames=3)
+    put("rotated.jpg", exif_rotated_jpeg(rgb, 6), size=(48, 64))  # orientation 6: stored 64x48, shown 48x64
+    put("photo.tiff", encode(im, "TIFF"))
+    put("photo.webp", encode(im, "WEBP", lossless=True))
+    put("gray.jpg", encode(im.convert("L"), "JPEG", quality=95))
+    put("name with spaces ünïcödé фото.jpg", encode(im, "JPEG", quality=95))
+    return out
+
+
+def build_bad_inputs(folder: Path) -> dict[str, str]:
+    """Broken inputs. name -> a fragment its one-line message must contain."""
+    folder.mkdir(parents=True, exist_ok=True)
+    good = encode(Image.fromarray(np.random.default_rng(1).integers(0, 256, (128, 128, 3), dtype=np.uint8)),
+                  "JPEG", quality=95)
+    (folder / "truncated.jpg").write_bytes(good[: len(good) * 3 // 5])
+    (folder / "random.jpg").write_bytes(np.random.default_rng(2).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "huge.png").write_bytes(png_header_only(20000, 20000))
+    (folder / "over-limit.png").write_bytes(png_header_only(9000, 6000))  # 54 M: under Pillow's limit, over ours
+    (folder / "x.png").mkdir()
+    return {
+        "truncated.jpg": "truncated",
+        "random.jpg": "not an image file",
+        "empty.jpg": "empty file (0 bytes)",
+        "huge.png": "400,000,000 pixels is over the limit of 50,000,000",
+        "over-limit.png": "9000x6000 = 54,000,000 pixels is over the limit of 50,000,000",
+        "x.png": "no images in it",
+    }
+
+
+def skimage_L(rgb: np.ndarray) -> np.ndarray:  # noqa: N802
+    return rgb2lab(rgb.astype(np.float64) / 255.0)[..., 0]
+
+
+# ---- tests ----------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def good(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("good")
+    return folder, build_good_inputs(folder)
+
+
+def test_unusual_formats_open_with_right_size_alpha_and_frames(good):
+    folder, spec = good
+    for name, exp in spec.items():
+        im = open_image(folder / name)
+        assert im.size == exp["size"], name
+        assert (alpha_channel(im) is not None) == exp["alpha"], name
+        assert im.info["n_frames"] == exp["frames"], name
+        L = image_to_L(im)  # noqa: N806
+        assert L.shape == exp["size"][::-1] and L.dtype == np.float32, name
+        assert 0 <= L.min() and L.max() <= 100, name
+
+
+def test_L_of_each_mode_matches_skimage(good):  # noqa: N802
+    folder, _ = good
+    for name in ("cmyk.jpg", "palette.png", "photo.tiff", "photo.webp", "rgba.png"):
+        im = open_image(folder / name)
+        ref = skimage_L(np.asarray(im.convert("RGB")))
+        np.testing.assert_allclose(image_to_L(im), ref, atol=2e-4, err_msg=name)
+    la = open_image(folder / "la.png")
+    g = np.asarray(la.getchannel(0))
+    np.testing.assert_allclose(image_to_L(la), skimage_L(np.repeat(g[..., None], 3, 2)), atol=2e-4)
+    # 16-bit: the full precision is used, not 8 bits
+    g16 = np.asarray(open_image(folder / "gray16.png"), dtype=np.float64) / 65535.0
+    ref16 = rgb2lab(np.repeat(g16[..., None], 3, 2))[..., 0]
+    np.testing.assert_allclose(image_to_L(open_image(folder / "gray16.png")), ref16, atol=2e-4)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    rgb = photo(48, 64)
+    p = tmp_path / "r.jpg"
+    p.write_bytes(exif_rotated_jpeg(rgb, 6))  # 6 = rotate 90° clockwise to display
+    im = open_image(p)
+    assert im.size == (48, 64)
+    expect = np.rot90(rgb, k=-1)  # clockwise
+    got = np.asarray(im.convert("RGB"), dtype=np.float64)
+    assert np.abs(got - expect).mean() < 4  # JPEG noise only; the unrotated transpose would be far off
+
+
+def test_alpha_plane_is_the_original(good):
+    folder, _ = good
+    im = open_image(folder / "rgba.png")
+    exp = np.linspace(0, 255, 64 * 48).reshape(48, 64).astype(np.uint8)
+    np.testing.assert_array_equal(alpha_channel(im), exp)
+
+
+@pytest.mark.parametrize("name, fragment", list({
+    "truncated.jpg": "truncated",
+    "random.jpg": "not an image file",
+    "empty.jpg": "empty file (0 bytes)",
+    "huge.png": "400,000,000 pixels is over the limit of 50,000,000",
+    "over-limit.png": "9000x6000 = 54,000,000 pixels is over the limit of 50,000,000",
+}.items()))
+def test_bad_files_raise_one_line_naming_the_file(tmp_path, name, fragment):
+    build_bad_inputs(tmp_path)
+    with pytest.raises(ImageError) as e:
+        open_image(tmp_path / name)
+    msg = str(e.value)
+    assert fragment in msg and name in msg and "\n" not in msg
+
+
+def test_directory_named_like_an_image(tmp_path):
+    (tmp_path / "x.png").mkdir()
+    with pytest.raises(ImageError, match=r"x\.png: is a directory"):
+        open_image(tmp_path / "x.png")
+
+
+def test_missing_and_special_files(tmp_path):
+    with pytest.raises(ImageError, match="no such file"):
+        open_image(tmp_path / "nope.jpg")
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageError, match="not a regular file"):
+        open_image(fifo)  # would block forever if opened
+
+
+def test_unreadable_file_message(tmp_path, monkeypatch):
+    """Root reads chmod-000 files, so here os.access is made to say no (the real OS refusal is
+    tested in test_colorize_cli.py with the DAC-override capabilities dropped)."""
+    p = tmp_path / "locked.jpg"
+    p.write_bytes(encode(Image.fromarray(photo()), "JPEG"))
+    real = os.access
+    monkeypatch.setattr(images.os, "access", lambda path, mode: False if Path(path) == p else real(path, mode))
+    with pytest.raises(ImageError, match=r"locked\.jpg: permission denied"):
+        open_image(p)
+
+
+def test_huge_png_is_refused_without_decoding(tmp_path):
+    p = tmp_path / "huge.png"
+    p.write_bytes(png_header_only(20000, 20000))
+    assert p.stat().st_size < 200
+    t0 = time.perf_counter()
+    with pytest.raises(ImageError, match="over the limit"):
+        open_image(p)
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_max_pixels_is_adjustable_both_ways(tmp_path):
+    p = tmp_path / "small.png"
+    p.write_bytes(encode(Image.fromarray(photo(48, 64)), "PNG"))
+    with pytest.raises(ImageError, match="64x48 = 3,072 pixels is over the limit of 3,000"):
+        open_image(p, max_pixels=3000)
+    assert open_image(p, max_pixels=3072).size == (64, 48)
+    # above Pillow's own bomb limit: our check passes, Pillow's is raised, and decoding the
+    # (data-less) file then fails as broken, not as too big
+    big = tmp_path / "big.png"
+    big.write_bytes(png_header_only(15000, 12000))  # 180 M > 2 x Pillow's default 89 M
+    with pytest.raises(ImageError) as e:
+        open_image(big, max_pixels=200_000_000)
+    assert "limit" not in str(e.value) and "big.png" in str(e.value)
+    assert DEFAULT_MAX_PIXELS == 50_000_000
+
+
+def test_bytes_input_and_empty_bytes():
+    data = encode(Image.fromarray(photo()), "PNG")
+    assert open_image(data, name="up.png").size == (64, 48)
+    with pytest.raises(ImageError, match="up.png: empty file"):
+        open_image(b"", name="up.png")
+
+
+def test_inputs_are_not_modified(good):
+    folder, spec = good
+    before = {n: (folder / n).read_bytes() for n in spec}
+    for n in spec:
+        open_image(folder / n)
+    assert {n: (folder / n).read_bytes() for n in spec} == before
+
+
+def test_iter_folder_images_skips_hidden_dirs_and_output(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "1.jpg").write_bytes(b"x")
+    (tmp_path / "b.png").write_bytes(b"x")
+    (tmp_path / "notes.txt").write_bytes(b"x")
+    (tmp_path / "._b.png").write_bytes(b"x")
+    (tmp_path / ".thumbs").mkdir()
+    (tmp_path / ".thumbs" / "t.jpg").write_bytes(b"x")
+    (tmp_path / "dir.png").mkdir()
+    (tmp_path / "dir.png" / "inner.jpg").write_bytes(b"x")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "o.png").write_bytes(b"x")
+    found = [p.relative_to(tmp_path).as_posix() for p in images.iter_folder_images(tmp_path, exclude=tmp_path / "out")]
+    assert found == ["b.png", "a/1.jpg", "dir.png/inner.jpg"]

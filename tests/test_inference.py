@@ -1,0 +1,323 @@
+"""inference.py: any-size colorization, backends (ONNX == torch), the Python API, fast colour maths."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage.color import lab2rgb, rgb2lab
+from torch import nn
+
+import chromalab
+from chromalab import color
+from chromalab.color import scale_L, unscale_ab
+from chromalab.errors import ImageError, ModelError
+from chromalab.inference import Colorizer, export_onnx, get_colorizer
+from chromalab.predictors.base import Predictor
+from chromalab.predictors.baselines import GrayPredictor
+
+from .test_images import encode, photo
+
+
+# ---- stand-in models --------------------------------------------------------------------------------------
+class TinyNet(nn.Module):
+    """A small fully convolutional net (stride 4) with BN, pooling and upsampling, like a U-Net."""
+
+    net_stride = 4
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Upsample(scale_factor=4, mode="bilinear"), nn.Conv2d(8, 2, 3, padding=1), nn.Tanh(),
+        )
+
+    def forward(self, x):
+        return 0.3 * self.body(x)  # |ab| <= 33 Lab units: colourful but mostly in gamut
+
+
+class TinyNetPredictor(Predictor):
+    name = "tiny-net"
+    input_size = 64
+
+    def __init__(self, seed: int = 0):
+        torch.manual_seed(seed)
+        self.net = TinyNet().eval()
+        with torch.no_grad():  # non-trivial BN statistics
+            bn = self.net.body[1]
+            bn.running_mean.uniform_(-0.2, 0.2)
+            bn.running_var.uniform_(0.5, 2.0)
+
+    def _predict(self, L):  # noqa: N803
+        with torch.inference_mode():
+            return unscale_ab(self.net(torch.from_numpy(scale_L(L))).numpy())
+
+
+class Recorder(Predictor):
+    """Records the shapes it is fed; predicts a = +20 on the left half, -20 on the right, b = 10."""
+
+    name = "recorder"
+
+    def __init__(self, input_size=None):
+        self.input_size = input_size
+        self.shapes = []
+
+    def _predict(self, L):  # noqa: N803
+        self.shapes.append(L.shape)
+        ab = np.zeros((L.shape[0], 2, *L.shape[2:]), np.float32)
+        w = L.shape[3]
+        ab[:, 0, :, : w // 2] = 20
+        ab[:, 0, :, w // 2 :] = -20
+        ab[:, 1] = 10
+        return ab
+
+
+class RecorderNet(Recorder):
+    """A Recorder that claims to be fully convolutional with stride 16 (numpy backend)."""
+
+    stride = 16
+
+    def __init__(self):
+        super().__init__(input_size=64)
+        self.net = nn.Identity()  # never run: backend="numpy"
+
+
+def lab_of(im: Image.Image) -> np.ndarray:
+    return rgb2lab(np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return TinyNetPredictor()
+
+
+# ---- colour maths -----------------------------------------------------------------------------------------
+def test_fast_lab_to_rgb_matches_skimage():
+    rng = np.random.default_rng(0)
+    lab = np.stack([rng.uniform(0, 100, 20000), rng.uniform(-110, 110, 20000), rng.uniform(-110, 110, 20000)], -1)
+    lab = lab.reshape(100, 200, 3).astype(np.float32)
+    lab[0, :5] = [[0, 0, 0], [100, 0, 0], [50, 0, 0], [5, 3, 120], [60, -100, -110]]  # black, white, Z < 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = np.clip(lab2rgb(lab.astype(np.float64)), 0, 1)
+    fast = color.lab_to_rgb_fast(lab)
+    assert fast.dtype == np.float32 and fast.shape == lab.shape
+    np.testing.assert_allclose(fast, ref, atol=1e-5)
+    u8 = color.lab_planes_to_rgb_uint8_fast(lab[..., 0], lab[..., 1], lab[..., 2])
+    diff = np.abs(u8.astype(int) - color.to_uint8(ref).astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3  # only exact .5 rounding ties may differ
+
+
+def test_fast_L_functions_match_skimage():  # noqa: N802
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    np.testing.assert_allclose(color.rgb_uint8_to_L_fast(rgb), rgb2lab(rgb / 255.0)[..., 0], atol=2e-4)
+    g = np.arange(256, dtype=np.uint8)
+    ref = rgb2lab(np.repeat(g[:, None, None], 3, 2) / 255.0)[:, 0, 0]
+    np.testing.assert_allclose(color.gray_to_L(g), ref, atol=2e-4)
+    np.testing.assert_allclose(color.gray_to_L(g / 255.0), ref, atol=2e-4)
+    with pytest.raises(ValueError):
+        color.rgb_uint8_to_L_fast(rgb.astype(np.float32))
+    with pytest.raises(ValueError):
+        color.lab_planes_to_rgb_fast(np.zeros((2, 2)), np.zeros((2, 3)), np.zeros((2, 2)))
+
+
+# ---- any size ------------------------------------------------------------------------------------------------
+def test_model_sees_working_size_and_output_has_input_size():
+    rec = Recorder()
+    col = Colorizer(rec)
+    for (w, h), seen in {(1024, 768): (48, 64), (64, 64): (64, 64), (1, 1): (64, 64), (30, 1000): (64, 2)}.items():
+        out = col.colorize_image(Image.fromarray(photo(h, w)))
+        assert out.size == (w, h) and out.mode == "RGB"
+        assert rec.shapes[-1] == (1, 1, *seen)
+    fixed = Recorder(input_size=28)  # a fixed-size model gets its own square size
+    Colorizer(fixed).colorize_image(Image.fromarray(photo(48, 64)))
+    assert fixed.shapes[-1] == (1, 1, 28, 28)
+
+
+def test_working_size_multiple_of_stride_and_adjustable():
+    rec = RecorderNet()
+    col = Colorizer(rec, backend="numpy")
+    assert col.stride == 16 and col.fully_conv
+    assert col.work_shape(768, 1024) == (48, 64)
+    assert col.work_shape(10, 1000) == (16, 64)
+    assert col.work_shape(1000, 700) == (64, 48)
+    big = Colorizer(rec, backend="numpy", work_size=128)
+    assert big.work_shape(768, 1024) == (96, 128)
+    big.colorize_image(Image.fromarray(photo(96, 128)))
+    assert rec.shapes[-1] == (1, 1, 96, 128)
+
+
+def test_original_L_is_kept_and_ab_is_placed_right():
+    rgb = photo(300, 400)
+    out = Colorizer(Recorder()).colorize_image(Image.fromarray(rgb))
+    lab_in, lab_out = lab_of(Image.fromarray(rgb)), lab_of(out)
+    assert np.abs(lab_in[..., 0] - lab_out[..., 0]).mean() < 0.5
+    # left part reddish (a = +20), right part greenish (a = -20), b = +10 throughout (where in gamut)
+    assert np.median(lab_out[:, :150, 1]) > 15 and np.median(lab_out[:, 250:, 1]) < -15
+    assert abs(np.median(lab_out[..., 2]) - 10) < 3
+
+
+def test_colour_input_is_reduced_to_L_first():
+    rgb = photo(48, 64)
+    gray = np.asarray(Image.fromarray(rgb).convert("L"))
+    col = Colorizer(GrayPredictor())
+    a = np.asarray(col.colorize_image(Image.fromarray(rgb)))
+    assert np.abs(a[..., 0].astype(int) - a[..., 1]).max() == 0  # gray model: R = G = B
+    lab_in = rgb2lab(rgb / 255.0)[..., 0]
+    assert np.abs(lab_of(Image.fromarray(a))[..., 0] - lab_in).mean() < 0.5
+    np.testing.assert_allclose(lab_of(Image.fromarray(a))[..., 0], lab_in, atol=0.6)
+    # Lab L, not Pillow's luma (ITU-R 601 on gamma-encoded values), drives the output
+    assert np.abs(a[..., 0].astype(int) - gray).max() > 2
+
+
+def test_64px_input_matches_the_evaluation_path(tiny):
+    """At the training size nothing is resized: the output is compose_rgb_uint8(L, predict_ab(L))."""
+    rgb = photo(64, 64, seed=3)
+    L = color.rgb_uint8_to_lab_fast(rgb)[..., 0][None, None]  # noqa: N806
+    ref = color.compose_rgb_uint8(L, tiny.predict_ab(L))[0]
+    for backend in ("onnx", "torch", "numpy"):
+        out = np.asarray(Colorizer(tiny, backend=backend).colorize_image(Image.fromarray(rgb)))
+        assert np.abs(out.astype(int) - ref).max() <= 1, backend
+
+
+def test_alpha_is_kept():
+    rgb = photo(48, 64)
+    alpha = np.tile(np.arange(64, dtype=np.uint8) * 4, (48, 1))
+    col = Colorizer(Recorder())
+    for im in (Image.fromarray(np.dstack([rgb, alpha])), Image.fromarray(np.dstack([rgb, alpha])).convert("LA")):
+        out = col.colorize_image(im)
+        assert out.mode == "RGBA" and out.size == (64, 48)
+        np.testing.assert_array_equal(np.asarray(out)[..., 3], alpha)
+
+
+def test_side_by_side():
+    rgb = photo(48, 64)
+    out = Colorizer(Recorder()).colorize_image(Image.fromarray(rgb), side_by_side=True)
+    assert out.size == (128, 48)
+    lab = lab_of(out)
+    assert np.abs(lab[:, :64, 1:]).max() < 1.0  # left: gray
+    np.testing.assert_allclose(lab[:, :64, 0], lab[:, 64:, 0], atol=1.0)  # same L on both halves
+    assert np.abs(lab[:, 64:, 1]).mean() > 10  # right: colour
+
+
+def test_batch_equals_one_by_one(tiny):
+    col = Colorizer(tiny)
+    ims = [Image.fromarray(photo(h, w, seed=s)) for s, (h, w) in enumerate([(48, 64), (64, 64), (48, 64), (7, 5)])]
+    batch = col.colorize_batch(ims)
+    for im, b in zip(ims, batch, strict=True):
+        np.testing.assert_array_equal(np.asarray(b), np.asarray(col.colorize_image(im)))
+
+
+def test_pixel_limit_for_pil_images():
+    col = Colorizer(Recorder(), max_pixels=1000)
+    with pytest.raises(ImageError, match="over the limit of 1,000"):
+        col.colorize_image(Image.fromarray(photo(48, 64)))
+
+
+# ---- backends ------------------------------------------------------------------------------------------------
+def test_onnx_equals_torch_within_1e4(tiny):
+    onnx_col = Colorizer(tiny, backend="onnx")
+    torch_col = Colorizer(tiny, backend="torch")
+    cl_col = Colorizer(tiny, backend="torch", channels_last=True)
+    assert (onnx_col.backend, torch_col.backend) == ("onnx", "torch")
+    rng = np.random.default_rng(0)
+    for shape in [(1, 1, 64, 64), (5, 1, 48, 64), (2, 1, 4, 132)]:
+        L = (rng.random(shape, dtype=np.float32) * 100).astype(np.float32)  # noqa: N806
+        a = onnx_col._backend.predict_ab(L)
+        b = torch_col._backend.predict_ab(L)
+        c = cl_col._backend.predict_ab(L)
+        assert a.shape == (shape[0], 2, *shape[2:])
+        assert np.abs(color.scale_ab(a) - color.scale_ab(b)).max() < 1e-4
+        assert np.abs(b - c).max() < 1e-4
+        np.testing.assert_allclose(tiny.predict_ab(L), b, atol=1e-4)
+
+
+def test_auto_backend_picks_onnx_for_nets_numpy_otherwise(tiny):
+    assert Colorizer(tiny).backend == "onnx"
+    assert Colorizer(GrayPredictor()).backend == "numpy"
+    with pytest.raises(ModelError, match="needs a network"):
+        Colorizer(GrayPredictor(), backend="torch")
+
+
+def test_predictor_doing_more_than_its_net_is_respected(tiny):
+    class Boosted(TinyNetPredictor):
+        def _predict(self, L):  # noqa: N803
+            return 2 * super()._predict(L)
+
+    p = Boosted()
+    assert Colorizer(p).backend == "numpy"  # the net alone would give other colours
+    with pytest.raises(ModelError, match="differs from its .net"):
+        Colorizer(p, backend="onnx")
+
+
+def test_export_onnx_metadata_and_file(tmp_path, tiny):
+    import onnxruntime as ort
+
+    p = tmp_path / "m.onnx"
+    export_onnx(tiny.net, p, {"input_size": 64, "stride": 4})
+    s = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
+    assert s.get_modelmeta().custom_metadata_map["stride"] == "4"
+    L = np.full((3, 1, 8, 12), 50.0, np.float32)  # noqa: N806
+    np.testing.assert_allclose(s.run(None, {"L": L})[0], tiny.predict_ab(L), atol=1e-4 * 110)
+
+
+def test_concurrent_calls_give_the_same_results(tiny):
+    col = Colorizer(tiny)
+    ims = [Image.fromarray(photo(40 + 8 * i, 64, seed=i)) for i in range(6)]
+    expect = [np.asarray(col.colorize_image(im)) for im in ims]
+    results: dict[int, np.ndarray] = {}
+    errors = []
+
+    def work(k):
+        try:
+            for _ in range(3):
+                results[k] = np.asarray(col.colorize_image(ims[k % len(ims)]))
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for k, r in results.items():
+        np.testing.assert_array_equal(r, expect[k % len(ims)])
+
+
+# ---- Python API ------------------------------------------------------------------------------------------------
+def test_public_colorize_accepts_paths_bytes_pil_and_arrays(tmp_path, tiny):
+    rgb = photo(48, 64)
+    p = tmp_path / "ph oto ü.png"
+    p.write_bytes(encode(Image.fromarray(rgb), "PNG"))
+    ref = np.asarray(chromalab.colorize(Image.fromarray(rgb), model=tiny))
+    for src in (p, str(p), p.read_bytes(), rgb):
+        out = chromalab.colorize(src, model=tiny)
+        assert isinstance(out, Image.Image) and out.size == (64, 48)
+        np.testing.assert_array_equal(np.asarray(out), ref)
+    gray = np.asarray(Image.fromarray(rgb).convert("L"))
+    assert chromalab.colorize(gray, model=tiny).size == (64, 48)
+    assert chromalab.colorize(gray.astype(np.uint16) * 257, model=tiny).size == (64, 48)
+    with pytest.raises(ImageError, match="cannot colorize an array"):
+        chromalab.colorize(np.zeros((2, 2, 2, 2)), model=tiny)
+
+
+def test_colorizers_are_cached_per_model_and_options(tiny):
+    assert get_colorizer(tiny) is get_colorizer(tiny)
+    assert get_colorizer(tiny, work_size=128) is not get_colorizer(tiny)
+    assert get_colorizer("gray") is get_colorizer("gray")
+    c = Colorizer(tiny)
+    assert get_colorizer(c) is c
+
+
+def test_unknown_model_and_bad_options():
+    with pytest.raises(ModelError, match="unknown model"):
+        Colorizer("no-such-model")
+    with pytest.raises(chromalab.errors.ChromalabError, match="unknown backend"):
+        Colorizer(GrayPredictor(), backend="gpu")
