@@ -186,6 +186,47 @@ def test_upload_over_limit_is_413_when_counted_without_content_length(client):
     assert_json_error(r, 413, "over the limit of 20 MB")
 
 
+def _drive_middleware(headers, chunks):
+    """Run BodyLimitMiddleware around an app that reads the whole body; return (status, body, reads)."""
+    import asyncio
+
+    from chromalab.web.app import BodyLimitMiddleware
+
+    reads = 0
+    sent: list[dict] = []
+
+    async def receive():
+        nonlocal reads
+        reads += 1
+        return {"type": "http.request", "body": next(chunks), "more_body": True}
+
+    async def send(msg):
+        sent.append(msg)
+
+    async def inner(scope, receive, send):  # like a form parser: reads until the body ends
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    mw = BodyLimitMiddleware(inner, limit=10_000, file_limit=10_000)
+    scope = {"type": "http", "path": "/api/colorize", "method": "POST", "headers": headers}
+    asyncio.run(mw(scope, receive, send))
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:]), reads
+
+
+def test_body_limit_never_buffers_past_the_limit():
+    import itertools
+
+    endless = (b"x" * 1000 for _ in itertools.count())  # a client that would send forever
+    status, body, reads = _drive_middleware([], endless)
+    assert status == 413 and b"over the limit" in body
+    assert reads == 11  # stopped at the first chunk past 10,000 bytes
+    # a Content-Length over the limit is refused before a single read
+    status, _, reads = _drive_middleware([(b"content-length", b"10001")], iter(()))
+    assert status == 413 and reads == 0
+
+
 def test_byte_limit_is_exact_for_the_file():
     with TestClient(create_app(ConstAb(), max_upload_bytes=1000)) as c:
         assert_json_error(post(c, b"a" * 1000, name="notes.txt", ctype="text/plain"), 415)  # at the limit: read
@@ -217,8 +258,8 @@ def test_not_an_image_is_415(client):
 
 def test_broken_image_is_422(client):
     jpeg = encode(photo(200, 150, seed=3), "JPEG", quality=90)
-    assert_json_error(post(client, jpeg[: len(jpeg) // 2], name="cut.jpg", ctype="image/jpeg"),
-                      422, "cut.jpg", "broken")
+    detail = assert_json_error(post(client, jpeg[: len(jpeg) // 2], name="cut.jpg", ctype="image/jpeg"), 422, "cut.jpg")
+    assert "truncated" in detail or "broken" in detail
     png = encode(photo(64, 64))
     assert_json_error(post(client, png[:-200], name="cut.png"), 422, "cut.png")
 

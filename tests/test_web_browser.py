@@ -4,7 +4,6 @@ switches models, reports errors in words, and fits a 390 px wide phone screen.""
 
 from __future__ import annotations
 
-import io
 import socket
 import threading
 import time
@@ -214,8 +213,8 @@ def test_phone_width_390(browser, base_url, tmp_path):
     for sel in ("#drop", "#model", "#download", "#compare", "#slider", "#result", "#gray", "#original"):
         box = page.locator(sel).bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390 + 0.5, (sel, box)
-    model_box, button_box = page.locator("#model").bounding_box(), page.locator("#download").bounding_box()
-    assert 0 <= button_box["y"] - (model_box["y"] + model_box["height"]) < 40  # stacked, no gap
+    field_box, button_box = page.locator(".field").bounding_box(), page.locator("#download").bounding_box()
+    assert 0 <= button_box["y"] - (field_box["y"] + field_box["height"]) < 30  # stacked, no gap
     result = page.evaluate(PIXELS_JS, "#result")
     assert (result["w"], result["h"]) == (300, 400) and result["spread"] > 15
     assert result["shownWidth"] > 300  # panels stack: each image gets the screen's width

@@ -217,12 +217,18 @@ def colorize(
     side_by_side: Annotated[bool, typer.Option("--side-by-side", help="Write gray | colorized side by side.")] = False,
     max_pixels: Annotated[int | None, typer.Option("--max-pixels", help="Refuse larger images (default 50,000,000).")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 16,
+    work_size: Annotated[int | None, typer.Option("--work-size", help="Long side of the L the net sees (default: its training size, 64).")] = None,
+    backend: Annotated[str, typer.Option("--backend", help="auto | onnx | torch | numpy.")] = "auto",
 ) -> None:
-    """Colorize photos of any size: files and folders, progress bar, one-line summary; exit 1 if any failed."""
+    """Colorize photos of any size: files and folders, progress bar, one-line summary; exit 1 if any failed.
+
+    photo.jpg -> OUT/photo_color.png; a folder DIR -> OUT/DIR/... (sub-folders mirrored).
+    Existing outputs are skipped unless --overwrite; inputs are never written to.
+    """
     from .inference import colorize_cli
 
     code = colorize_cli(paths, output=output, model=model, overwrite=overwrite, side_by_side=side_by_side,
-                        max_pixels=max_pixels, batch_size=batch_size)
+                        max_pixels=max_pixels, batch_size=batch_size, work_size=work_size, backend=backend)
     raise typer.Exit(code)
 
 

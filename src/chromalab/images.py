@@ -46,7 +46,7 @@ def _allow_pixels(max_pixels: int) -> None:
 def _too_big(label: str, w: int, h: int, max_pixels: int) -> ImageError:
     return ImageError(
         f"{label}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,} "
-        "(raise it with --max-pixels, or max_pixels=)"
+        "(raise it with --max-pixels)"
     )
 
 

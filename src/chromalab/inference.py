@@ -584,8 +584,9 @@ def plan_jobs(paths: Sequence[str | os.PathLike], output: Path, side_by_side: bo
     * a file ``photo.jpg`` -> ``OUT/photo_color.png``;
     * a folder ``photos`` -> ``OUT/photos/<same sub-folders>/<stem>_color.png`` (recursive);
     * ``_compare`` instead of ``_color`` with ``--side-by-side``;
-    * two inputs that would share an output both get their extension in the name
-      (``photo_jpg_color.png``, ``photo_png_color.png``); still equal -> ``_2``, ``_3`` ...;
+    * inputs that would share an output and differ in extension get it in the name
+      (``photo_jpg_color.png``, ``photo_png_color.png``); any still equal get ``_2``, ``_3`` ...
+      in input order (``a_color.png``, ``a_color_2.png``);
     * the output folder is never searched when it lies inside an input folder;
     * the same file reached twice is done once.
     """
@@ -631,9 +632,9 @@ def plan_jobs(paths: Sequence[str | os.PathLike], output: Path, side_by_side: bo
         if j.out is not None:
             groups.setdefault(key(j), []).append(j)
     for g in groups.values():
-        if len(g) > 1:
-            for j in g:
-                ext = j.src.suffix.lstrip(".").lower() or "noext"
+        exts = [j.src.suffix.lstrip(".").lower() or "noext" for j in g]
+        if len(set(exts)) > 1:  # the extension tells them apart (at least partly)
+            for j, ext in zip(g, exts, strict=True):
                 j.out = j.out.with_name(f"{j.src.stem}_{ext}{suffix}.png")
     taken: dict[str, int] = {}
     for j in jobs:

@@ -60,8 +60,6 @@ DEFAULT_MAX_PIXELS = 25_000_000
 Lower than the CLI's limit because a server holds several images in memory at once."""
 MULTIPART_SLACK = 64 * 1024
 """Bytes allowed on top of the file for multipart boundaries, part headers and the model field."""
-PNG_COMPRESS_LEVEL = 3
-"""zlib level for the returned PNG: level 6 (Pillow's default) costs ~2x the time for ~5 % fewer bytes."""
 
 PAGE_HEADERS = {
     "Content-Security-Policy": (
@@ -99,7 +97,7 @@ class HealthOut(BaseModel):
     busy: int = Field(description="Requests running or waiting now; at workers + queue new ones get 503.")
 
 
-_ERRORS = {
+_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "Malformed request or unknown model."},
     413: {"model": ErrorOut, "description": "Upload over the byte limit, or image over the pixel limit."},
     415: {"model": ErrorOut, "description": "The file is not an image."},
@@ -127,11 +125,12 @@ def _mb(n: int) -> str:
     return f"{n / 2**20:.1f}".removesuffix(".0") + " MB"
 
 
-def _json_error(status: int, detail: str, headers: dict[str, str] | None = None) -> tuple[dict, list, bytes]:
+def _json_error(status: int, detail: str, headers: dict[str, str] | None = None) -> tuple[dict, bytes]:
+    """The ASGI start message and body of a JSON error, for answering below FastAPI."""
     body = json.dumps({"detail": detail}).encode()
     hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     hdrs += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    return {"type": "http.response.start", "status": status, "headers": hdrs}, hdrs, body
+    return {"type": "http.response.start", "status": status, "headers": hdrs}, body
 
 
 class _BodyTooLarge(Exception):
@@ -157,7 +156,7 @@ class BodyLimitMiddleware:
         return f"the upload {size} the limit of {_mb(self.file_limit)} (send a smaller or more compressed image)"
 
     async def _send_413(self, send, n: int | None) -> None:
-        start, _, body = _json_error(413, self._detail(n), {"Connection": "close"})
+        start, body = _json_error(413, self._detail(n), {"Connection": "close"})
         await send(start)
         await send({"type": "http.response.body", "body": body})
 
@@ -229,8 +228,9 @@ def _selectable() -> dict[str, str]:
     }
 
 
-def _load_predictor(spec: str) -> Predictor:
-    from ..registry import REGISTRY, available_bundled, load_predictor
+def _check_available(spec: str) -> None:
+    """A bundled model whose weights are not installed fails here with one line, not deep in a loader."""
+    from ..registry import REGISTRY, available_bundled
 
     entry = REGISTRY.get(spec)
     if entry is not None and entry.group == "bundled" and spec not in available_bundled():
@@ -239,32 +239,41 @@ def _load_predictor(spec: str) -> Predictor:
             f"model {spec!r}: its bundled weights are not in this install; "
             f"serve another model with --model ({others}, a run folder or a .safetensors file)"
         )
-    return load_predictor(spec, progress=False)
 
 
 class ModelStore:
-    """The served default colorizer (loaded at once) and the others the page offers (loaded on first use)."""
+    """The served default colorizer (loaded at once) and the others the page offers (loaded on first use).
+
+    Each model becomes one :class:`chromalab.inference.Colorizer`, which is thread-safe, so the
+    worker threads share it.
+    """
 
     def __init__(self, default: str | Predictor, max_pixels: int):
-        from ..inference import Colorizer
-
-        self._colorizer_cls = Colorizer
         self.max_pixels = max_pixels
         self.default = _model_key(default)
-        pred = default if isinstance(default, Predictor) else _load_predictor(default)
-        self._loaded: dict[str, Any] = {self.default: Colorizer(pred, max_pixels=max_pixels)}
-        self.summaries: dict[str, str] = {self.default: self._summary(default, pred)}
+        colorizer = self._build(default)
+        self._loaded: dict[str, Any] = {self.default: colorizer}
+        self.summaries: dict[str, str] = {self.default: self._summary(default, colorizer)}
         for n, s in _selectable().items():
             self.summaries.setdefault(n, s)
         self._lock = threading.Lock()
 
+    def _build(self, spec: str | Predictor):
+        from ..inference import Colorizer
+
+        if isinstance(spec, str):
+            _check_available(spec)
+        return Colorizer(spec, max_pixels=self.max_pixels)
+
     @staticmethod
-    def _summary(spec: str | Predictor, pred: Predictor) -> str:
+    def _summary(spec: str | Predictor, colorizer) -> str:
         from ..registry import REGISTRY
 
         if isinstance(spec, str) and spec in REGISTRY:
             return REGISTRY[spec].summary
-        return f"{type(pred).__name__} ({spec if isinstance(spec, str) else pred.name})"
+        pred = getattr(colorizer, "predictor", None)
+        kind = type(pred).__name__ if pred is not None else "model"
+        return f"{kind} ({spec if isinstance(spec, str) else spec.name})"
 
     @property
     def names(self) -> list[str]:
@@ -278,8 +287,7 @@ class ModelStore:
         with self._lock:
             c = self._loaded.get(name)
             if c is None:
-                c = self._colorizer_cls(_load_predictor(name), max_pixels=self.max_pixels)
-                self._loaded[name] = c
+                c = self._loaded[name] = self._build(name)
         return c
 
 
@@ -360,6 +368,8 @@ def _colorize_job(store: ModelStore, model: str, data: bytes, label: str) -> tup
         out = store.get(model).colorize_image(im)
     except ImageError as e:
         raise _Rejected(422, str(e)) from None
+    from ..inference import PNG_COMPRESS_LEVEL
+
     buf = io.BytesIO()
     out.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return buf.getvalue(), out.size

@@ -1,0 +1,167 @@
+"""A trained torch net as a predictor, and its weights files (safetensors, never pickle).
+
+A weights file holds the net's ``state_dict`` plus JSON strings in the safetensors
+metadata: ``arch``, ``arch_kwargs``, ``input_size``, ``loss``, ``config`` (the resolved
+training config) and ``format``. :func:`load_net` rebuilds the net from ``arch`` and
+``arch_kwargs`` through :data:`ARCHS` (an explicit dict; no string imports).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..color import scale_L, unscale_ab
+from ..errors import ModelError
+from ..nets import CNN, UNet
+from .base import Predictor
+
+WEIGHTS_FORMAT = "chromalab-net/1"
+
+ARCHS: dict[str, type[nn.Module]] = {
+    "cnn": CNN,
+    "unet": UNet,
+}
+
+
+def build_net(arch: str, **kwargs) -> nn.Module:
+    """A fresh net by architecture name (``cnn``, ``unet``) and constructor arguments."""
+    if arch not in ARCHS:
+        raise ModelError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHS)})")
+    return ARCHS[arch](**kwargs)
+
+
+def required_multiple(net: nn.Module) -> int:
+    """H and W of the net's input must be multiples of this (its total down-sampling)."""
+    return int(getattr(net, "net_stride", 1))
+
+
+class NetPredictor(Predictor):
+    """Wraps a net mapping scaled L ``(B, 1, H, W)`` to scaled ab ``(B, 2, H, W)``.
+
+    The net is put in eval mode and float32 on the CPU. Inputs whose H or W is not a multiple
+    of :func:`required_multiple` are reflect-padded up to one and the output cropped back.
+    """
+
+    batch_size = 256
+
+    def __init__(self, net: nn.Module, input_size: int | None = 64, name: str = "net", meta: dict | None = None):
+        self.net = net.float().eval()
+        self.input_size = input_size
+        self.name = name
+        self.meta = dict(meta or {})
+
+    @property
+    def stride(self) -> int:
+        return required_multiple(self.net)
+
+    def _predict(self, L: np.ndarray) -> np.ndarray:  # noqa: N803
+        n, _, h, w = L.shape
+        m = self.stride
+        ph, pw = (-h) % m, (-w) % m
+        out = np.empty((n, 2, h, w), dtype=np.float32)
+        param = next(self.net.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+        with torch.inference_mode():
+            for s in range(0, n, self.batch_size):
+                x = scale_L(torch.from_numpy(np.ascontiguousarray(L[s : s + self.batch_size])).to(device))
+                if ph or pw:
+                    mode = "reflect" if ph < h and pw < w else "replicate"
+                    x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)
+                y = self.net(x)[:, :, :h, :w]
+                out[s : s + len(x)] = unscale_ab(y.float()).cpu().numpy()
+        return out
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "input_size": self.input_size,
+            "arch": self.meta.get("arch"),
+            "arch_kwargs": self.meta.get("arch_kwargs"),
+            "loss": self.meta.get("loss"),
+            "parameters": int(sum(p.numel() for p in self.net.parameters())),
+        }
+
+
+def arch_of(net: nn.Module) -> str:
+    for name, cls in ARCHS.items():
+        if type(net) is cls:
+            return name
+    raise ModelError(f"{type(net).__name__} is not a registered architecture ({', '.join(ARCHS)})")
+
+
+def save_net(path, net: nn.Module, meta: dict) -> Path:
+    """Write ``net``'s weights and ``meta`` to a safetensors file.
+
+    ``meta`` keys (each stored as a JSON string): ``arch`` and ``arch_kwargs`` (taken from the
+    net when absent), ``input_size``, ``loss``, ``config``, anything else JSON-able.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    meta = dict(meta)
+    meta.setdefault("arch", arch_of(net))
+    meta.setdefault("arch_kwargs", getattr(net, "arch_kwargs", {}))
+    meta.setdefault("input_size", 64)
+    meta["format"] = WEIGHTS_FORMAT
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in net.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={k: json.dumps(v) for k, v in meta.items()})
+    tmp.replace(path)
+    return path
+
+
+def read_meta(path) -> dict:
+    """The metadata of a weights file, JSON-decoded. Raises ModelError naming the file."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: weights file not found")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = f.metadata() or {}
+        return {k: json.loads(v) for k, v in raw.items()}
+    except ModelError:
+        raise
+    except Exception as e:  # safetensors raises its own error types for truncated / garbage files
+        raise ModelError(f"{path}: not a readable safetensors weights file ({type(e).__name__}: {e})") from None
+
+
+def load_net(path, name: str | None = None) -> NetPredictor:
+    """A :class:`NetPredictor` from a weights file written by :func:`save_net`."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    meta = read_meta(path)
+    if "arch" not in meta:
+        raise ModelError(f"{path}: no 'arch' in the weights metadata (not a chromalab net file)")
+    try:
+        net = build_net(meta["arch"], **(meta.get("arch_kwargs") or {}))
+    except (TypeError, ValueError) as e:
+        raise ModelError(f"{path}: cannot rebuild {meta['arch']!r} from {meta.get('arch_kwargs')} ({e})") from None
+    try:
+        state = load_file(str(path))
+        net.load_state_dict(state, strict=True)
+    except Exception as e:
+        raise ModelError(f"{path}: weights do not fit a {meta['arch']} {meta.get('arch_kwargs')} ({e})") from None
+    if name is None:
+        name = meta.get("name") or (path.parent.name if path.stem == "best" else path.stem)
+    return NetPredictor(net, input_size=meta.get("input_size", 64), name=str(name), meta=meta)
+
+
+def bundled_path(name: str) -> Path:
+    return Path(__file__).resolve().parents[1] / "weights" / f"{name}.safetensors"
+
+
+def load_bundled(name: str) -> NetPredictor:
+    """A model shipped in the package (``src/chromalab/weights/{name}.safetensors``)."""
+    p = bundled_path(name)
+    if not p.is_file():
+        raise ModelError(f"bundled model {name!r} is not installed ({p} is missing)")
+    return load_net(p, name=name)

@@ -1,0 +1,108 @@
+"""LightningDataModule over the prepared Lab cache (memory-mapped), with horizontal flips.
+
+Batches (Lab units; the module scales them with ``color.scale_L`` / ``color.scale_ab``):
+
+* train: ``(L (B,1,S,S), ab (B,2,S,S))`` float32;
+* val / test: ``(L, ab, rgb (B,S,S,3) uint8)``, rgb being the ground-truth image the
+  canonical metrics compare against.
+
+Images are read item by item from the memory-mapped cache (the OS page cache keeps them),
+so a map-style dataset and Lightning's own samplers work unchanged with DDP.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+import lightning.pytorch as pl
+
+from ..data.cache import NATIVE_SIZE, SplitData, load_prepared
+
+
+class LabDataset(Dataset):
+    """One split of the cache. ``with_rgb`` adds the uint8 ground truth to each item."""
+
+    def __init__(self, split: SplitData, with_rgb: bool = False):
+        self.split = split
+        self.with_rgb = with_rgb
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, i: int):
+        row = self.split.rows[i]
+        lab = torch.from_numpy(np.array(self.split.lab[row], dtype=np.float32))  # (3, S, S)
+        if self.with_rgb:
+            return lab[:1], lab[1:], torch.from_numpy(np.array(self.split.rgb[row]))
+        return lab[:1], lab[1:]
+
+
+def hflip_half(batch: tuple[torch.Tensor, ...], generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
+    """Mirror a random half (each image with probability 0.5) of a ``(L, ab, ...)`` batch left-right.
+
+    Only the ``(B, C, H, W)`` tensors are flipped (last axis); all share one mask.
+    """
+    L = batch[0]  # noqa: N806
+    mask = torch.rand(L.shape[0], device="cpu", generator=generator) < 0.5
+    mask = mask.to(L.device).view(-1, 1, 1, 1)
+    return tuple(torch.where(mask, t.flip(-1), t) if t.ndim == 4 else t for t in batch)
+
+
+class ColorDataModule(pl.LightningDataModule):
+    """Train / val / test splits of a prepared Tiny ImageNet source.
+
+    Args:
+        data: zip or folder (None: $CHROMALAB_DATA or the download location).
+        size: image size (a prepared size: 64 or 28).
+        train_limit, val_limit, test_limit: use only the first N images of a split (None: all).
+        batch_size: training batch; validation uses twice that.
+        flip: horizontal-flip augmentation on training batches.
+        num_workers: DataLoader worker processes (0: load in the training process).
+    """
+
+    def __init__(self, data=None, size: int = NATIVE_SIZE, train_limit: int | None = None,
+                 val_limit: int | None = None, test_limit: int | None = None, batch_size: int = 64,
+                 flip: bool = True, num_workers: int = 0, progress: bool = True):
+        super().__init__()
+        self.data = data
+        self.size = size
+        self.train_limit, self.val_limit, self.test_limit = train_limit, val_limit, test_limit
+        self.batch_size = batch_size
+        self.flip = flip
+        self.num_workers = num_workers
+        self.progress = progress
+        self.prep = None
+
+    def prepare_data(self) -> None:
+        load_prepared(self.data, progress=self.progress)  # builds the cache once (rank 0)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.prep is None:
+            self.prep = load_prepared(self.data, progress=False)
+
+    def split(self, name: str) -> SplitData:
+        self.setup()
+        limit = {"train": self.train_limit, "val": self.val_limit, "test": self.test_limit}[name]
+        return self.prep.split(name, size=self.size, limit=limit)
+
+    def _loader(self, ds: Dataset, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
+        return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        ds = LabDataset(self.split("train"))
+        drop = len(ds) >= self.batch_size  # a single short batch is still better than none
+        return self._loader(ds, self.batch_size, shuffle=True, drop_last=drop)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(LabDataset(self.split("val"), with_rgb=True), 2 * self.batch_size, False, False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(LabDataset(self.split("test"), with_rgb=True), 2 * self.batch_size, False, False)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        if self.flip and self.trainer is not None and self.trainer.training:
+            batch = hflip_half(batch)
+        return batch
