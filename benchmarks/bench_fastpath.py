@@ -25,7 +25,7 @@ def build_net(width: int, depth: int):
     try:  # the project's builder, when present
         from chromalab.predictors.nets import build_net as _build
 
-        return _build("unet", base=width, depth=depth)
+        return _build("unet", width=width, depth=depth)
     except ImportError:
         from chromalab.nets.unet import UNet
 

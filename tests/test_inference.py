@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -322,3 +323,91 @@ def test_unknown_model_and_bad_options():
         Colorizer("no-such-model")
     with pytest.raises(chromalab.errors.ChromalabError, match="unknown backend"):
         Colorizer(GrayPredictor(), backend="gpu")
+
+
+# ---- weights files and the ONNX cache -------------------------------------------------------------------------
+@pytest.fixture
+def unet_file(tmp_path):
+    from chromalab.predictors.nets import build_net, save_net
+
+    torch.manual_seed(0)
+    net = build_net("unet", width=4, depth=2)
+    return save_net(tmp_path / "small.safetensors", net, {"name": "small", "input_size": 64})
+
+
+def test_weights_file_exported_once_then_loaded_without_the_predictor(unet_file, monkeypatch, tmp_path):
+    import os
+
+    from chromalab import registry
+
+    first = Colorizer(str(unet_file))
+    assert first.backend == "onnx" and first.predictor is not None and first.stride == 4
+    cached = list(Path(os.environ["CHROMALAB_CACHE"]).glob("onnx/*.onnx"))
+    assert len(cached) == 1
+
+    def no_loading(*a, **k):
+        raise AssertionError("the predictor should not be loaded when the ONNX file is cached")
+
+    monkeypatch.setattr(registry, "load_predictor", no_loading)
+    second = Colorizer(str(unet_file))
+    assert second.predictor is None and second.backend == "onnx" and second.stride == 4 and second.work_size == 64
+    im = Image.fromarray(photo(90, 120))
+    np.testing.assert_array_equal(np.asarray(first.colorize_image(im)), np.asarray(second.colorize_image(im)))
+    # other weights -> another cache entry, not the stale one
+    monkeypatch.undo()
+    from chromalab.predictors.nets import build_net, save_net
+
+    torch.manual_seed(1)
+    save_net(unet_file, build_net("unet", width=4, depth=2), {"name": "small"})
+    third = Colorizer(str(unet_file))
+    assert third.predictor is not None
+    assert not np.array_equal(np.asarray(third.colorize_image(im)), np.asarray(second.colorize_image(im)))
+
+
+def test_bundled_style_sibling_onnx_is_used_and_checked(unet_file, monkeypatch, tmp_path, capsys):
+    from chromalab import registry
+    from chromalab.inference import export_onnx_cli
+
+    sibling = unet_file.with_suffix(".onnx")
+    assert export_onnx_cli(str(unet_file), sibling) == sibling
+    assert "max |onnx - torch|" in capsys.readouterr().out
+    monkeypatch.setattr(registry, "load_predictor", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded")))
+    col = Colorizer(str(unet_file), onnx_cache=False)
+    assert col.predictor is None
+    sibling.write_bytes(b"garbage")  # a broken or stale sibling is ignored, not trusted
+    monkeypatch.undo()
+    assert Colorizer(str(unet_file), onnx_cache=False).predictor is not None
+
+
+def test_unwritable_cache_falls_back_to_memory(unet_file, monkeypatch, tmp_path):
+    blocker = tmp_path / "cache-is-a-file"
+    blocker.write_bytes(b"x")
+    monkeypatch.setenv("CHROMALAB_CACHE", str(blocker))
+    col = Colorizer(str(unet_file))
+    assert col.backend == "onnx"
+    assert col.colorize_image(Image.fromarray(photo())).size == (64, 48)
+
+
+def test_export_cli_refuses_non_nets(capsys):
+    from chromalab.inference import export_onnx_cli
+
+    with pytest.raises(ModelError, match="not a network model"):
+        export_onnx_cli("gray")
+
+
+def test_colorize_process_with_cached_onnx_never_imports_torch(unet_file, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "one.jpg").write_bytes(encode(Image.fromarray(photo(96, 128)), "JPEG"))
+    cmd = [sys.executable, "-X", "importtime", "-m", "chromalab.cli", "colorize", "one.jpg", "--model", str(unet_file),
+           "-o", "o", "--overwrite"]
+    env = dict(os.environ)
+    first = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    second = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    assert second.returncode == 0 and second.stdout.startswith("done 1, skipped 0, failed 0")
+    mods = {ln.split("|")[-1].strip() for ln in second.stderr.splitlines() if ln.startswith("import time:")}
+    assert "onnxruntime" in mods
+    assert not {m.split(".")[0] for m in mods} & {"torch", "lightning", "sklearn", "skimage", "kornia", "scipy"}

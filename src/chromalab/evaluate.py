@@ -30,11 +30,13 @@ def evaluate_batches(pred: Predictor, batches, total: int, progress: bool = True
     """Run ``pred`` over (L, ab, rgb) batches; returns (metrics dict, seconds spent predicting)."""
     acc = MetricAccumulator()
     t_pred = 0.0
+    # an oracle reference (the PCA ceiling) needs the true ab: predict_ab_oracle(L, ab)
+    oracle = getattr(pred, "predict_ab_oracle", None)
     with _progress(progress, f"{label} {pred.name}") as bar:
         task = bar.add_task("eval", total=total)
         for L, ab, rgb in batches:  # noqa: N806
             t0 = time.perf_counter()
-            ab_pred = pred.predict_ab(L)
+            ab_pred = oracle(L, ab) if oracle is not None else pred.predict_ab(L)
             t_pred += time.perf_counter() - t0
             acc.update(rgb, compose_rgb_uint8(L, ab_pred), ab, ab_pred)
             bar.advance(task, len(L))

@@ -47,6 +47,7 @@ import numpy as np
 from .color import AB_SCALE, L_MAX, lab_planes_to_rgb_uint8_fast, scale_L, unscale_ab
 from .errors import ChromalabError, ImageError, ModelError
 from .images import DEFAULT_MAX_PIXELS, alpha_channel, image_to_L, iter_folder_images, open_image
+from .predictors.base import Predictor
 
 DEFAULT_WORK_SIZE = 64
 """Long side of the L the net sees (its training size); ``work_size=`` / ``--work-size`` change it."""
@@ -60,6 +61,7 @@ UPSAMPLE = ("bicubic", "bilinear")
 _BAND_PIXELS = 1 << 17
 """Pixels per band of the final Lab -> sRGB step (bounds its temporaries for huge images)."""
 _TOL_NET_VS_PREDICTOR = 1e-3
+_LOCK = threading.RLock()
 
 
 # ---- small helpers ---------------------------------------------------------------------------------------
@@ -212,12 +214,12 @@ def export_onnx(net, path: str | os.PathLike | None = None, meta: dict | None = 
         warnings.simplefilter("ignore")
         try:
             torch.onnx.export(
-                module, (x,), buf, input_names=["L"], output_names=["ab"], opset_version=ONNX_OPSET,
+                module, (x,), buf, input_names=["L"], output_names=["ab"], opset_version=ONNX_OPSET,  # type: ignore[arg-type]
                 dynamic_axes={"L": {0: "batch", 2: "height", 3: "width"}, "ab": {0: "batch", 2: "height", 3: "width"}},
                 dynamo=False,
             )
         except TypeError:  # a torch without the legacy exporter switch
-            torch.onnx.export(module, (x,), buf, input_names=["L"], output_names=["ab"], opset_version=ONNX_OPSET,
+            torch.onnx.export(module, (x,), buf, input_names=["L"], output_names=["ab"], opset_version=ONNX_OPSET,  # type: ignore[arg-type]
                               dynamic_axes={"L": {0: "batch", 2: "height", 3: "width"},
                                             "ab": {0: "batch", 2: "height", 3: "width"}})
     data = buf.getvalue()
@@ -234,12 +236,28 @@ def export_onnx(net, path: str | os.PathLike | None = None, meta: dict | None = 
     return data
 
 
+def _umask_mode() -> int:
+    """The mode a plain ``open(..., "w")`` would give a new file (mkstemp uses 0600)."""
+    try:  # Linux: read it without changing it (os.umask is process-wide, so racy in threads)
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -303,8 +321,6 @@ class Colorizer:
                  max_pixels: int = DEFAULT_MAX_PIXELS, upsample: str = "bicubic",
                  onnx_cache: str | os.PathLike | bool | None = None, channels_last: bool = False,
                  batch_size: int = 64, threads: int | None = None):
-        from .predictors.base import Predictor
-
         if backend not in BACKENDS:
             raise ChromalabError(f"unknown backend {backend!r} (choose {', '.join(BACKENDS)})")
         if upsample not in UPSAMPLE:
@@ -316,26 +332,31 @@ class Colorizer:
         self.max_pixels = int(max_pixels)
         self.upsample = upsample
         self.batch_size = max(1, int(batch_size))
-        self.predictor = None
-        self._backend = None
-        cache = None if onnx_cache is False else Path(onnx_cache) if onnx_cache not in (None, True) else onnx_cache_dir()
+        self.predictor: Predictor | None = None
+        self.input_size: int | None = None
+        self.fully_conv = False
+        self.stride = 1
+        cache: Path | None
+        if onnx_cache is False:
+            cache = None
+        elif onnx_cache is None or onnx_cache is True:
+            cache = onnx_cache_dir()
+        else:
+            cache = Path(onnx_cache)
         want_onnx = backend in ("auto", "onnx") and onnxruntime_available()
         if backend == "onnx" and not want_onnx:
             raise ModelError("backend 'onnx' needs onnxruntime (pip install onnxruntime)")
 
-        weights = sha = None
+        found = None
+        weights: Path | None = None
+        sha: str | None = None
         if isinstance(model, str):
             self.name = model
             weights = weights_file_for(model)
             if weights is not None and want_onnx:
                 sha = _sha256_file(weights)
-                be = _open_cached_onnx(weights, sha, cache)
-                if be is not None:  # fast start: no torch, no predictor
-                    self._backend = be
-                    self.input_size = int(be.meta.get("input_size", DEFAULT_WORK_SIZE))
-                    self.stride = int(be.meta.get("stride", 16))
-                    self.fully_conv = True
-            if self._backend is None:
+                found = _open_cached_onnx(weights, sha, cache)
+            if found is None:
                 from .registry import load_predictor
 
                 self.predictor = load_predictor(model, progress=False)
@@ -345,38 +366,48 @@ class Colorizer:
         else:
             raise ModelError(f"not a model: {model!r} (give a name, a run folder, a weights file or a Predictor)")
 
-        if self._backend is None:
-            pred = self.predictor
-            net = getattr(pred, "net", None)
-            self.input_size = getattr(pred, "input_size", None)
-            self.fully_conv = net is not None
-            self.stride = int(getattr(pred, "stride", None) or getattr(net, "net_stride", None) or 16) if net is not None else 1
-            if net is None or backend == "numpy":
-                if backend in ("onnx", "torch") and net is None:
-                    raise ModelError(f"{self.name}: backend {backend!r} needs a network model; this one has no .net")
-                self._backend = _NumpyBackend(pred)
-            else:
-                net.eval()
-                if not self._net_matches(pred, net):
-                    if backend != "auto":
-                        raise ModelError(f"{self.name}: predict_ab differs from its .net; use backend='numpy'")
-                    self._backend = _NumpyBackend(pred)  # predict_ab does more than the net: respect it
-                elif want_onnx:
-                    meta = {"name": self.name, "input_size": self.input_size or DEFAULT_WORK_SIZE,
-                            "stride": self.stride, "export_tag": _export_tag(), "weights_sha256": sha or ""}
-                    target = None
-                    if sha is not None and cache is not None:
-                        target = _cached_onnx_candidates(weights, sha, cache)[-1]
-                    data = export_onnx(net, None, meta)
-                    if target is not None:
-                        try:
-                            _atomic_write_bytes(target, data)
-                        except OSError:
-                            pass  # read-only cache: keep the in-memory export
-                    self._backend = _OrtBackend(data, threads)
-                else:
-                    self._backend = _TorchBackend(net, channels_last=channels_last)
+        self._backend: _OrtBackend | _TorchBackend | _NumpyBackend
+        if found is not None:  # fast start: no torch, no predictor
+            self._backend = found
+            self.input_size = int(found.meta.get("input_size", DEFAULT_WORK_SIZE))
+            self.stride = int(found.meta.get("stride", 16))
+            self.fully_conv = True
+        else:
+            assert self.predictor is not None
+            self._backend = self._backend_for(self.predictor, backend, want_onnx, channels_last, threads,
+                                              cache_file=None if weights is None or sha is None or cache is None
+                                              else _cached_onnx_candidates(weights, sha, cache)[-1],
+                                              sha=sha)
         self.work_size = int(work_size or self.input_size or DEFAULT_WORK_SIZE)
+
+    def _backend_for(self, pred, backend: str, want_onnx: bool, channels_last: bool, threads: int | None,
+                     cache_file: Path | None, sha: str | None):
+        net = getattr(pred, "net", None)
+        self.input_size = getattr(pred, "input_size", None)
+        if net is None:
+            if backend in ("onnx", "torch"):
+                raise ModelError(f"{self.name}: backend {backend!r} needs a network model; this one has no .net")
+            return _NumpyBackend(pred)
+        self.fully_conv = True
+        self.stride = int(getattr(pred, "stride", None) or getattr(net, "net_stride", None) or 16)
+        if backend == "numpy":
+            return _NumpyBackend(pred)
+        net.eval()
+        if not self._net_matches(pred, net):
+            if backend != "auto":
+                raise ModelError(f"{self.name}: predict_ab differs from its .net; use backend='numpy'")
+            return _NumpyBackend(pred)  # predict_ab does more than the net: respect it
+        if not want_onnx:
+            return _TorchBackend(net, channels_last=channels_last)
+        meta = {"name": self.name, "input_size": self.input_size or DEFAULT_WORK_SIZE,
+                "stride": self.stride, "export_tag": _export_tag(), "weights_sha256": sha or ""}
+        data = export_onnx(net, None, meta)
+        if cache_file is not None:
+            try:
+                _atomic_write_bytes(cache_file, data)
+            except OSError:
+                pass  # read-only cache: keep the in-memory export
+        return _OrtBackend(data, threads)
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -499,6 +530,7 @@ def save_png(im, path: Path, compress_level: int = PNG_COMPRESS_LEVEL) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             im.save(f, format="PNG", compress_level=compress_level)
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -508,7 +540,6 @@ def save_png(im, path: Path, compress_level: int = PNG_COMPRESS_LEVEL) -> None:
 # ---- Python API --------------------------------------------------------------------------------------------
 _COLORIZERS: dict = {}
 _BY_PREDICTOR: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_LOCK = threading.Lock()
 
 
 def get_colorizer(model="default", **kwargs) -> Colorizer:
@@ -635,7 +666,7 @@ def plan_jobs(paths: Sequence[str | os.PathLike], output: Path, side_by_side: bo
         exts = [j.src.suffix.lstrip(".").lower() or "noext" for j in g]
         if len(set(exts)) > 1:  # the extension tells them apart (at least partly)
             for j, ext in zip(g, exts, strict=True):
-                j.out = j.out.with_name(f"{j.src.stem}_{ext}{suffix}.png")
+                j.out = (j.out or out_root).with_name(f"{j.src.stem}_{ext}{suffix}.png")
     taken: dict[str, int] = {}
     for j in jobs:
         if j.out is None:
@@ -702,7 +733,7 @@ def colorize_cli(paths, output=None, model="default", overwrite: bool = False, s
 
     todo: list[Job] = []
     for j in jobs:
-        if j.error:
+        if j.error or j.out is None:
             failed += 1
             say(f"error: {j.error}")
         elif os.path.lexists(j.out) and not overwrite:
@@ -739,6 +770,7 @@ def colorize_cli(paths, output=None, model="default", overwrite: bool = False, s
 
     def write(j: Job, item: Prepared, ab: np.ndarray) -> None:
         im = col.finish(item, ab, side_by_side)
+        assert j.out is not None
         try:
             j.out.parent.mkdir(parents=True, exist_ok=True)
             save_png(im, j.out)

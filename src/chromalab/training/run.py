@@ -1,0 +1,487 @@
+"""``chromalab train cnn|unet``: config -> Lightning fit -> a run folder.
+
+A run folder (``--out``) holds::
+
+    config.yaml        the resolved config (preset + --set overrides + trainer options)
+    metrics.csv        one row per epoch: train / val loss, val PSNR / SSIM (canonical), lr, time, session
+    loss.png           train and val loss per epoch (and val PSNR / SSIM)
+    last.ckpt          the last full checkpoint (resume from it with --resume)
+    best-weights.ckpt  weights of the epoch with the best val SSIM (Lightning, weights only)
+    best.safetensors   those weights exported with the resolved config (what `evaluate` loads)
+    test.json          evaluate_split on the test split with the best weights
+    run.json           {"kind": "net", "arch", "loss", "train_seconds", "images_per_second", ...}
+
+Config resolution (later wins): :class:`NetConfig` defaults < the preset's ``common`` section <
+its ``<arch>`` section < its ``loss: {<loss>: ...}`` section < ``--set key=value`` < the
+``--accelerator/--devices/--strategy/--precision`` options. A preset is ``quick`` / ``full``
+(``chromalab/configs/net_<preset>.yaml``) or the path of a YAML file of the same shape.
+
+``--resume`` reloads the run's own ``config.yaml`` (``--set`` still applies, e.g. more epochs)
+and continues from ``last.ckpt`` (loaded with ``weights_only=True``); ``metrics.csv`` is
+rewritten from the rows stored in that checkpoint and then continued, so epochs that finished
+after the checkpoint (if the process was killed) are not duplicated.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ChromalabError
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+NET_FAMILIES = ("cnn", "unet")
+PLANNED_FAMILIES = {"pix2pix": "issue 8 (pix2pix cGAN)", "vivid": "issue 8 (vivid model)"}
+ARCH_KWARGS: dict[str, tuple[str, ...]] = {
+    "cnn": ("width", "depth", "out_act"),
+    "unet": ("width", "depth", "residual", "out_act"),
+}
+RESUME_FREE = frozenset({"num_threads", "num_workers", "test_limit", "data", "accelerator", "devices",
+                         "strategy", "precision"})
+"""Config keys --resume may change; the rest would change the schedule or the data mid-run."""
+METRIC_COLUMNS = ("epoch", "step", "train_loss", "val_loss", "val_psnr", "val_ssim", "lr",
+                  "train_seconds", "session")
+
+
+@dataclass
+class NetConfig:
+    """Everything one net run depends on. Saved resolved as the run's ``config.yaml``."""
+
+    arch: str = "unet"
+    loss: str = "mse"
+    preset: str = "quick"
+    # network
+    width: int = 16
+    depth: int = 3
+    residual: bool = False
+    out_act: str = "none"
+    # loss weights: alpha / beta / gamma (empty: the documented defaults of the loss)
+    loss_weights: dict = field(default_factory=dict)
+    # data
+    data: str | None = None
+    size: int = 64
+    train_limit: int | None = None
+    val_limit: int | None = None
+    test_limit: int | None = None
+    flip: bool = True
+    num_workers: int = 0
+    # optimization
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    schedule: str = "onecycle"
+    warmup: float = 0.15
+    seed: int = 0
+    num_threads: int | None = None
+    limit_train_batches: float | int | None = None
+    # Lightning Trainer, passed straight through
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    strategy: str = "auto"
+    precision: str = "32-true"
+
+    def arch_kwargs(self) -> dict:
+        return {k: getattr(self, k) for k in ARCH_KWARGS[self.arch]}
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(NetConfig)}
+
+
+def preset_path(preset: str) -> Path:
+    p = Path(preset).expanduser()
+    if p.suffix in (".yaml", ".yml"):
+        if not p.is_file():
+            raise ChromalabError(f"{p}: config file not found")
+        return p
+    q = CONFIG_DIR / f"net_{preset}.yaml"
+    if not q.is_file():
+        names = sorted(f.stem[4:] for f in CONFIG_DIR.glob("net_*.yaml"))
+        raise ChromalabError(f"unknown preset {preset!r} (choose from {', '.join(names)}, or a .yaml path)")
+    return q
+
+
+def _read_yaml(path: Path) -> dict:
+    import yaml
+
+    try:
+        d = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ChromalabError(f"{path}: unreadable YAML ({type(e).__name__}: {e})".replace("\n", " ")) from None
+    if not isinstance(d, dict):
+        raise ChromalabError(f"{path}: expected a mapping at the top level")
+    return d
+
+
+def _apply(cfg: dict, updates: dict, where: str) -> None:
+    for k, v in updates.items():
+        if k not in _FIELDS:
+            raise ChromalabError(f"{where}: unknown config key {k!r} (known: {', '.join(_FIELDS)})")
+        cfg[k] = v
+
+
+def _check(cfg: NetConfig, where: str) -> NetConfig:
+    from .losses import LOSSES
+
+    if cfg.arch not in NET_FAMILIES:
+        raise ChromalabError(f"{where}: unknown arch {cfg.arch!r} (choose from {', '.join(NET_FAMILIES)})")
+    if cfg.loss not in LOSSES:
+        raise ChromalabError(f"{where}: unknown loss {cfg.loss!r} (choose from {', '.join(LOSSES)})")
+    for k in ("width", "depth", "epochs", "batch_size", "size"):
+        v = getattr(cfg, k)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ChromalabError(f"{where}: {k} must be a positive integer, got {v!r}")
+    for k in ("train_limit", "val_limit", "test_limit"):
+        v = getattr(cfg, k)
+        if v is not None and (not isinstance(v, int) or v < 1):
+            raise ChromalabError(f"{where}: {k} must be a positive integer or null, got {v!r}")
+    if cfg.size % 2**cfg.depth:
+        raise ChromalabError(f"{where}: size {cfg.size} is not a multiple of 2**depth = {2**cfg.depth}")
+    if not isinstance(cfg.loss_weights, dict):
+        raise ChromalabError(f"{where}: loss_weights must be a mapping, e.g. {{gamma: 2.0}}")
+    return cfg
+
+
+def resolve_config(arch: str, loss: str | None, preset: str, overrides: dict | None = None,
+                   trainer_overrides: dict | None = None) -> NetConfig:
+    """Defaults < preset common < preset[arch] < preset loss[loss] < overrides < trainer options."""
+    path = preset_path(preset)
+    y = _read_yaml(path)
+    unknown = set(y) - {"common", "loss", *NET_FAMILIES, *PLANNED_FAMILIES}
+    if unknown:
+        raise ChromalabError(f"{path}: unknown section(s) {sorted(unknown)} (common, loss, {', '.join(NET_FAMILIES)})")
+    d = asdict(NetConfig())
+    d["arch"] = arch
+    d["preset"] = preset
+    _apply(d, y.get("common") or {}, f"{path} [common]")
+    _apply(d, y.get(arch) or {}, f"{path} [{arch}]")
+    if loss is not None:
+        d["loss"] = loss
+    _apply(d, (y.get("loss") or {}).get(d["loss"]) or {}, f"{path} [loss.{d['loss']}]")
+    _apply(d, overrides or {}, "--set")
+    _apply(d, trainer_overrides or {}, "trainer options")
+    return _check(NetConfig(**d), str(path))
+
+
+def _devices(v):
+    if isinstance(v, str) and v.strip().isdigit():
+        return int(v)
+    if isinstance(v, str) and "," in v:
+        return [int(x) for x in v.split(",") if x.strip()]
+    return v
+
+
+# ---- the run recorder: metrics.csv, loss.png, timings (state lives in the checkpoint) ------------
+def _recorder_class():
+    import lightning.pytorch as pl
+
+    class RunRecorder(pl.Callback):
+        """Writes ``metrics.csv`` and ``loss.png`` after every epoch; counts training time and images.
+
+        Its rows are part of the checkpoint (``state_dict``), so a resumed run rewrites the
+        file from the checkpoint and continues it.
+        """
+
+        def __init__(self, folder: Path, log: Callable[[str], None]):
+            self.folder = Path(folder)
+            self.say = log
+            self.rows: list[dict] = []
+            self.train_seconds = 0.0
+            self.train_images = 0
+            self.session = 0
+            self._t0: float | None = None
+
+        def state_dict(self) -> dict:
+            return {"rows": self.rows, "train_seconds": self.train_seconds,
+                    "train_images": self.train_images, "session": self.session}
+
+        def load_state_dict(self, state: dict) -> None:
+            self.rows = list(state.get("rows", []))
+            self.train_seconds = float(state.get("train_seconds", 0.0))
+            self.train_images = int(state.get("train_images", 0))
+            self.session = int(state.get("session", 0))
+
+        def on_train_start(self, trainer, pl_module) -> None:
+            self.session += 1
+            if self.rows:
+                self.say(f"resuming at epoch {trainer.current_epoch} (session {self.session}); "
+                         f"{len(self.rows)} epoch row(s) kept in metrics.csv")
+            if trainer.is_global_zero:
+                self._write(trainer)
+
+        def on_train_epoch_start(self, trainer, pl_module) -> None:
+            self._t0 = time.perf_counter()
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            self.train_images += len(batch[0]) * trainer.world_size
+
+        def _stop_clock(self) -> None:
+            if self._t0 is not None:
+                self.train_seconds += time.perf_counter() - self._t0
+                self._t0 = None
+
+        def on_validation_start(self, trainer, pl_module) -> None:
+            if not trainer.sanity_checking:
+                self._stop_clock()
+
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            self._stop_clock()
+            m = trainer.callback_metrics
+
+            def get(k):
+                return float(m[k]) if k in m else float("nan")
+
+            lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
+            row = {
+                "epoch": trainer.current_epoch, "step": trainer.global_step,
+                "train_loss": pl_module.train_loss_epoch(), "val_loss": get("val_loss"),
+                "val_psnr": get("val_psnr"), "val_ssim": get("val_ssim"), "lr": lr,
+                "train_seconds": round(self.train_seconds, 3), "session": self.session,
+            }
+            self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]
+            if trainer.is_global_zero:
+                self._write(trainer)
+                self.say(f"epoch {row['epoch'] + 1}/{trainer.max_epochs}: train loss {row['train_loss']:.5f}, "
+                         f"val loss {row['val_loss']:.5f}, val PSNR {row['val_psnr']:.2f} dB, "
+                         f"val SSIM {row['val_ssim']:.4f} ({self.train_seconds:.0f} s training)")
+
+        def _write(self, trainer) -> None:
+            path = self.folder / "metrics.csv"
+            tmp = path.with_name("metrics.csv.tmp")
+            with tmp.open("w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=METRIC_COLUMNS)
+                w.writeheader()
+                for r in self.rows:
+                    w.writerow({k: r.get(k) for k in METRIC_COLUMNS})
+            tmp.replace(path)
+            if self.rows:
+                plot_losses(self.rows, self.folder / "loss.png")
+
+    return RunRecorder
+
+
+def plot_losses(rows: list[dict], path: Path) -> None:
+    """train / val loss per epoch (left) and val PSNR / SSIM (right) -> PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [r["epoch"] + 1 for r in rows]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    a1.plot(ep, [r["train_loss"] for r in rows], "o-", label="train")
+    a1.plot(ep, [r["val_loss"] for r in rows], "s-", label="val")
+    a1.set_xlabel("epoch")
+    a1.set_ylabel("loss")
+    a1.set_title("loss (train: mean over the epoch)")
+    a1.legend()
+    a2.plot(ep, [r["val_psnr"] for r in rows], "o-", color="C2")
+    a2.set_xlabel("epoch")
+    a2.set_ylabel("val PSNR dB", color="C2")
+    a3 = a2.twinx()
+    a3.plot(ep, [r["val_ssim"] for r in rows], "s-", color="C3")
+    a3.set_ylabel("val SSIM", color="C3")
+    a2.set_title("validation (canonical metrics)")
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+# ---- module builders per family (pix2pix / vivid plug in here) ---------------------------------
+def _regression_module(cfg: NetConfig, net):
+    from .losses import build_loss
+    from .module import RegressionModule
+
+    loss = build_loss(cfg.loss, **cfg.loss_weights)
+    return RegressionModule(net, loss, lr=cfg.lr, weight_decay=cfg.weight_decay, schedule=cfg.schedule,
+                            warmup=cfg.warmup)
+
+
+MODULE_BUILDERS: dict[str, Callable] = {"cnn": _regression_module, "unet": _regression_module}
+
+
+def _write_yaml(path: Path, cfg: NetConfig) -> None:
+    import yaml
+
+    head = "# resolved config of this run (chromalab train); --resume reads it back\n"
+    path.write_text(head + yaml.safe_dump(asdict(cfg), sort_keys=False))
+
+
+def load_run_config(folder: Path) -> NetConfig:
+    p = Path(folder) / "config.yaml"
+    if not p.is_file():
+        raise ChromalabError(f"{p}: missing; cannot resume a run without its config")
+    d = _read_yaml(p)
+    d2 = asdict(NetConfig())
+    _apply(d2, d, str(p))
+    return _check(NetConfig(**d2), str(p))
+
+
+def _export_best(cfg: NetConfig, net, ckpt_path: str | None, out: Path, train_info: dict):
+    """Load the best-val-SSIM weights (weights_only) into ``net`` and write best.safetensors."""
+    import torch
+
+    from ..predictors.nets import save_net
+
+    if ckpt_path and Path(ckpt_path).is_file():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
+        net.load_state_dict({k[len("net."):]: v for k, v in state.items() if k.startswith("net.")})
+    net = net.cpu().float().eval()
+    meta = {"arch": cfg.arch, "arch_kwargs": cfg.arch_kwargs(), "input_size": cfg.size, "loss": cfg.loss,
+            "name": out.name, "config": asdict(cfg), "train": train_info}
+    save_net(out / "best.safetensors", net, meta)
+    return net
+
+
+def train_net(model: str, loss: str | None = None, preset: str = "quick", data=None, out=None,
+              resume: bool = False, trainer_overrides: dict | None = None, overrides: dict | None = None,
+              progress: bool | None = None, log: Callable[[str], None] | None = None,
+              callbacks: list | None = None) -> dict:
+    """Train ``model`` (``cnn`` | ``unet``) into the run folder ``out``; returns the run.json dict.
+
+    ``callbacks``: extra Lightning callbacks (monitoring, tests); ``progress``: show a progress bar
+    (default: when stderr is a terminal); ``log``: where the one-line messages go (default: stderr).
+    """
+    if model in PLANNED_FAMILIES:
+        raise ChromalabError(f"model {model!r} is not yet available (planned: {PLANNED_FAMILIES[model]})")
+    if model not in NET_FAMILIES:
+        raise ChromalabError(f"unknown net {model!r} (choose from {', '.join(NET_FAMILIES)})")
+    if out is None:
+        raise ChromalabError("--out is required: the run folder to write")
+    out = Path(out).expanduser()
+    if log is None:
+        from rich.console import Console
+
+        _console = Console(stderr=True)
+
+        def log(msg: str) -> None:
+            _console.print(msg, markup=False, highlight=False, soft_wrap=True)
+
+    if progress is None:
+        progress = sys.stderr.isatty()
+    last = out / "last.ckpt"
+    if resume:
+        if not last.is_file():
+            raise ChromalabError(f"{last}: nothing to resume from (run without --resume to start the run)")
+        cfg = load_run_config(out)
+        if cfg.arch != model:
+            raise ChromalabError(f"{out}: this run trains {cfg.arch!r}, not {model!r}")
+        if loss is not None and loss != cfg.loss:
+            raise ChromalabError(f"{out}: this run uses loss {cfg.loss!r}, not {loss!r}")
+        d = asdict(cfg)
+        changed = sorted(k for k, v in (overrides or {}).items() if k in d and d[k] != v and k not in RESUME_FREE)
+        if changed:
+            raise ChromalabError(
+                f"{out}: cannot change {', '.join(changed)} when resuming (the optimizer schedule and the data "
+                f"are fixed by the run); only {', '.join(sorted(RESUME_FREE))} may change"
+            )
+        _apply(d, overrides or {}, "--set")
+        _apply(d, trainer_overrides or {}, "trainer options")
+        if data is not None:
+            d["data"] = str(data)
+        cfg = _check(NetConfig(**d), "--set")
+    else:
+        if last.exists() or (out / "run.json").exists():
+            raise ChromalabError(f"{out}: already holds a run; pass --resume to continue it, or choose another --out")
+        if loss is None:
+            raise ChromalabError("--loss is required for nets (mse, l1, hybrid, ssim-hybrid)")
+        cfg = resolve_config(model, loss, preset, overrides, trainer_overrides)
+        if data is not None:
+            cfg.data = str(data)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_yaml(out / "config.yaml", cfg)
+    return _fit(cfg, out, resume=resume, progress=progress, log=log, extra_callbacks=callbacks or [])
+
+
+def _quiet_lightning() -> None:
+    """Drop Lightning's banner lines and warnings that say nothing about this run."""
+    import logging
+    import warnings
+
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    for msg in (r".*Checkpoint directory .* exists and is not empty.*", r".*LeafSpec.*",
+                r".*does not have many workers.*", r".*TreeSpec.*"):
+        warnings.filterwarnings("ignore", message=msg)
+
+
+def _fit(cfg: NetConfig, out: Path, resume: bool, progress: bool, log, extra_callbacks: list) -> dict:
+    import torch
+
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+
+    from ..evaluate import evaluate_split
+    from ..predictors.nets import NetPredictor, build_net
+    from .datamodule import ColorDataModule
+
+    _quiet_lightning()
+    if cfg.num_threads:
+        torch.set_num_threads(int(cfg.num_threads))
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    net = build_net(cfg.arch, **cfg.arch_kwargs())
+    module = MODULE_BUILDERS[cfg.arch](cfg, net)
+    dm = ColorDataModule(data=cfg.data, size=cfg.size, train_limit=cfg.train_limit, val_limit=cfg.val_limit,
+                         test_limit=cfg.test_limit, batch_size=cfg.batch_size, flip=cfg.flip,
+                         num_workers=cfg.num_workers, progress=progress)
+    recorder = _recorder_class()(out, log)
+    best_cb = ModelCheckpoint(dirpath=out, filename="best-weights", monitor="val_ssim", mode="max", save_top_k=1,
+                              save_weights_only=True, auto_insert_metric_name=False, enable_version_counter=False)
+    last_cb = ModelCheckpoint(dirpath=out, save_top_k=0, save_last=True, enable_version_counter=False)
+    callbacks = [recorder, best_cb, last_cb, *extra_callbacks]
+    if progress:
+        callbacks.append(RichProgressBar(leave=False))
+    kw = {}
+    if cfg.limit_train_batches is not None:
+        kw["limit_train_batches"] = cfg.limit_train_batches
+    trainer = pl.Trainer(
+        default_root_dir=out, max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=_devices(cfg.devices),
+        strategy=cfg.strategy, precision=cfg.precision, callbacks=callbacks, logger=False,
+        enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
+        log_every_n_steps=10, **kw,
+    )
+    n_params = sum(p.numel() for p in net.parameters())
+    log(f"training {cfg.arch} ({n_params:,} parameters, width {cfg.width}, depth {cfg.depth}) with {cfg.loss} "
+        f"loss, preset {cfg.preset}: {cfg.epochs} epochs into {out}")
+    t_wall = time.perf_counter()
+    trainer.fit(module, datamodule=dm, ckpt_path=str(out / "last.ckpt") if resume else None, weights_only=True)
+    wall = time.perf_counter() - t_wall
+    if not trainer.is_global_zero:
+        return {}
+    best_path = best_cb.best_model_path
+    train_info = {
+        "train_seconds": round(recorder.train_seconds, 2),
+        "train_images": recorder.train_images,
+        "images_per_second": round(recorder.train_images / recorder.train_seconds, 1)
+        if recorder.train_seconds > 0 else None,
+    }
+    best_row = max(recorder.rows, key=lambda r: r["val_ssim"]) if recorder.rows else {}
+    net = _export_best(cfg, module.net, best_path, out, train_info)
+    pred = NetPredictor(net, input_size=cfg.size, name=out.name,
+                        meta={"arch": cfg.arch, "arch_kwargs": cfg.arch_kwargs(), "loss": cfg.loss})
+    test = evaluate_split(pred, dm.split("test"), progress=progress)
+    test = {"name": out.name, "model": pred.describe(), "source": str(dm.prep.source["path"]), **test}
+    (out / "test.json").write_text(json.dumps(test, indent=2))
+    info = {
+        "kind": "net", "arch": cfg.arch, "loss": cfg.loss, "preset": cfg.preset, **train_info,
+        "wall_seconds_last_session": round(wall, 2), "epochs": cfg.epochs, "sessions": recorder.session,
+        "best_epoch": best_row.get("epoch"), "best_val_ssim": best_row.get("val_ssim"),
+        "best_val_psnr": best_row.get("val_psnr"), "parameters": n_params,
+        "accelerator": str(type(trainer.accelerator).__name__), "devices": trainer.num_devices,
+        "precision": cfg.precision, "torch_threads": torch.get_num_threads(),
+        "test_psnr": test["psnr"], "test_ssim": test["ssim"], "test_count": test["count"],
+        "weights": "best.safetensors", "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    (out / "run.json").write_text(json.dumps(info, indent=2))
+    log(f"done: test PSNR {test['psnr']:.2f} dB, SSIM {test['ssim']:.4f} on {test['count']:,} images; "
+        f"{info['train_seconds']:.0f} s training at {info['images_per_second']} img/s -> {out}")
+    return info
