@@ -8,7 +8,9 @@ random weights (the speed does not depend on the values). Both paths run the net
 one warm-up batch each; the median batch time of ``--repeats`` is reported. The outputs are
 compared too (max |onnx - torch| in scaled ab units; the claim is <= 1e-4).
 
-Prints one JSON line; ``ratio`` = eager seconds / fast-path seconds (target >= 2).
+Prints one JSON line; ``ratio`` = eager seconds / fast-path seconds (target >= 2), wall clock;
+``cpu_time_ratio`` is the same from process CPU time, steadier on a busy machine (with
+``--threads 1`` it compares the work per core).
 """
 
 from __future__ import annotations
@@ -32,14 +34,16 @@ def build_net(width: int, depth: int):
         return UNet(width=width, depth=depth)
 
 
-def timed(fn, x, repeats: int) -> tuple[float, object]:
+def timed(fn, x, repeats: int) -> tuple[float, float, object]:
+    """(median wall seconds, median CPU seconds of this process, output) after one warm-up."""
     out = fn(x)  # warm-up
-    ts = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = fn(x)
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts), out
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return statistics.median(wall), statistics.median(cpu), out
 
 
 def main() -> None:
@@ -50,6 +54,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None, help="threads for both (default: each library's own)")
     args = ap.parse_args()
 
     import numpy as np
@@ -68,16 +73,18 @@ def main() -> None:
         net = build_net(args.width, args.depth)
         label = f"unet width={args.width} depth={args.depth} (random weights)"
     net.eval()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     n_params = sum(p.numel() for p in net.parameters())
-    fast = inference._OrtBackend(inference.export_onnx(net))
+    fast = inference._OrtBackend(inference.export_onnx(net), threads=args.threads)
     eager = inference._TorchBackend(net)
     eager_cl = inference._TorchBackend(net, channels_last=True)
 
     rng = np.random.default_rng(0)
     L = (rng.random((args.batch, 1, args.size, args.size), dtype=np.float32) * L_MAX).astype(np.float32)  # noqa: N806
-    t_eager, ab_eager = timed(eager.predict_ab, L, args.repeats)
-    t_cl, _ = timed(eager_cl.predict_ab, L, args.repeats)
-    t_fast, ab_fast = timed(fast.predict_ab, L, args.repeats)
+    t_eager, c_eager, ab_eager = timed(eager.predict_ab, L, args.repeats)
+    t_cl, _, _ = timed(eager_cl.predict_ab, L, args.repeats)
+    t_fast, c_fast, ab_fast = timed(fast.predict_ab, L, args.repeats)
     diff = float(np.abs(ab_fast - ab_eager).max()) / AB_SCALE
     print(json.dumps({
         "benchmark": "fastpath",
@@ -92,6 +99,8 @@ def main() -> None:
         "onnx_img_per_s": round(args.batch / t_fast, 1),
         "ratio": round(t_eager / t_fast, 2),
         "target_ratio": 2.0,
+        "cpu_time_ratio": round(c_eager / c_fast, 2),
+        "load_average_1min": round(os.getloadavg()[0], 2),
         "max_abs_diff_scaled": diff,
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,

@@ -129,6 +129,31 @@ def test_fast_L_functions_match_skimage():  # noqa: N802
         color.lab_planes_to_rgb_fast(np.zeros((2, 2)), np.zeros((2, 3)), np.zeros((2, 2)))
 
 
+@pytest.mark.parametrize("shape", [(768, 1024, 3), (1, 1, 3), (37, 5, 4), (1500, 1200, 3)])
+def test_encode_png_round_trip(shape):
+    import io
+
+    from chromalab.inference import encode_png
+
+    arr = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    arr[: shape[0] // 2] //= 7  # some compressible rows too
+    im = Image.open(io.BytesIO(encode_png(arr)))
+    assert im.mode == ("RGB" if shape[2] == 3 else "RGBA")
+    np.testing.assert_array_equal(np.asarray(im), arr)
+
+
+@pytest.mark.parametrize("kind", ["bicubic", "bilinear"])
+def test_ab_upsampling_equals_pillow(kind):
+    from chromalab.inference import _resample_rows, _resize_plane, _taps
+
+    rng = np.random.default_rng(0)
+    for (h, w), (H, W) in [((48, 64), (768, 1024)), ((64, 64), (1, 1)), ((16, 64), (10, 1000)), ((5, 7), (5, 7))]:  # noqa: N806
+        a = rng.normal(0, 30, (h, w)).astype(np.float32)
+        cols = np.ascontiguousarray(_resample_rows(np.ascontiguousarray(a.T), _taps(w, W, kind)).T)
+        got = _resample_rows(cols, _taps(h, H, kind))
+        np.testing.assert_allclose(got, _resize_plane(a, (W, H), kind), atol=1e-4)
+
+
 # ---- any size ------------------------------------------------------------------------------------------------
 def test_model_sees_working_size_and_output_has_input_size():
     rec = Recorder()
@@ -351,8 +376,12 @@ def test_weights_file_exported_once_then_loaded_without_the_predictor(unet_file,
     monkeypatch.setattr(registry, "load_predictor", no_loading)
     second = Colorizer(str(unet_file))
     assert second.predictor is None and second.backend == "onnx" and second.stride == 4 and second.work_size == 64
+    assert len(list(Path(os.environ["CHROMALAB_CACHE"]).glob("onnx/*-opt-*.onnx"))) == 1  # optimized graph kept
+    again = Colorizer(str(unet_file))  # from the optimized graph
+    assert again.predictor is None
     im = Image.fromarray(photo(90, 120))
     np.testing.assert_array_equal(np.asarray(first.colorize_image(im)), np.asarray(second.colorize_image(im)))
+    np.testing.assert_array_equal(np.asarray(again.colorize_image(im)), np.asarray(second.colorize_image(im)))
     # other weights -> another cache entry, not the stale one
     monkeypatch.undo()
     from chromalab.predictors.nets import build_net, save_net

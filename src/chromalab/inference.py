@@ -15,28 +15,35 @@ Backends, picked by :class:`Colorizer` (``backend="auto"``):
 
 * ``onnx``: onnxruntime, for predictors with a torch ``.net``. The net is exported once per
   weights file into the cache (``<cache>/onnx``; ``$CHROMALAB_CACHE/onnx`` when that is set),
-  or in memory when the cache is not writable. A cached export is found again from the
-  weights file alone, so ``chromalab colorize`` does not import torch at all.
+  or in memory when the cache is not writable; a ``NAME.onnx`` next to ``NAME.safetensors``
+  (e.g. a bundled one) is used when its recorded weights hash matches. A cached export is
+  found again from the weights file alone, so ``chromalab colorize`` does not import torch
+  at all; the graph onnxruntime optimizes is cached too (per machine).
 * ``torch``: the ``.net`` in eager mode (inference mode, batched), when onnxruntime is missing.
 * ``numpy``: ``predictor.predict_ab`` for every other model (gray, linear, SVR, ...).
 
 ONNX and torch agree within 1e-4 (scaled units); ``tests/test_inference.py`` checks it.
 
 Thread safety: a :class:`Colorizer` is fully built in ``__init__`` and holds no mutable
-state afterwards; :meth:`Colorizer.colorize_image` and :meth:`Colorizer.colorize_batch` may be
-called from several threads at once (onnxruntime sessions and torch modules in inference
-mode are safe to run concurrently). :func:`colorize` caches one Colorizer per model and
-options behind a lock.
+state afterwards; :meth:`Colorizer.colorize_image`, :meth:`Colorizer.colorize_batch` and the
+step methods may be called from several threads at once (onnxruntime sessions and eval-mode
+torch modules in inference mode run concurrently; a ``numpy`` backend is as safe as its
+predictor's ``predict_ab``, which for the shipped predictors only reads learned state).
+:func:`colorize` caches one Colorizer per model and options behind a lock. Row bands of the
+full-size steps run on one small shared thread pool.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import struct
 import tempfile
 import threading
 import weakref
+import zlib
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -176,23 +183,70 @@ class _TorchBackend:
 
 
 class _OrtBackend:
+    """An onnxruntime session (CPU). ``save_optimized``: also write the session's optimized graph
+    there (machine-specific; loaded later with ``optimized=True``, which skips re-optimizing)."""
+
     name = "onnx"
 
-    def __init__(self, model: str | bytes, threads: int | None = None):
+    def __init__(self, model: str | bytes, threads: int | None = None, optimized: bool = False,
+                 save_optimized: Path | None = None):
         import onnxruntime as ort
 
         so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_DISABLE_ALL if optimized
+                                       else ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
         so.log_severity_level = 3
         if threads:
             so.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(model, sess_options=so, providers=["CPUExecutionProvider"])
+        tmp = None
+        if save_optimized is not None:
+            try:
+                save_optimized.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=save_optimized.parent, prefix=f".{save_optimized.name}.", suffix=".tmp")
+                os.close(fd)
+                so.optimized_model_filepath = tmp
+            except OSError:
+                tmp = None
+        try:
+            self.session = ort.InferenceSession(model, sess_options=so, providers=["CPUExecutionProvider"])
+        except Exception:
+            if tmp is None:
+                raise
+            Path(tmp).unlink(missing_ok=True)
+            so.optimized_model_filepath = ""
+            tmp = None
+            self.session = ort.InferenceSession(model, sess_options=so, providers=["CPUExecutionProvider"])
+        if tmp is not None and save_optimized is not None:
+            try:
+                os.chmod(tmp, _umask_mode())
+                os.replace(tmp, save_optimized)
+            except OSError:
+                Path(tmp).unlink(missing_ok=True)
         self.input = self.session.get_inputs()[0].name
         self.meta = dict(self.session.get_modelmeta().custom_metadata_map)
 
     def predict_ab(self, L: np.ndarray) -> np.ndarray:  # noqa: N803
         out = self.session.run(None, {self.input: np.ascontiguousarray(L, dtype=np.float32)})[0]
         return np.asarray(out, dtype=np.float32)
+
+
+def _machine_key() -> str:
+    """onnxruntime version + CPU model and flags: an optimized graph is only valid for these."""
+    import platform
+
+    import onnxruntime as ort
+
+    info = f"{ort.__version__}|{platform.machine()}|{platform.processor()}"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("model name", "flags", "Features")):
+                    info += "|" + line.strip()
+                if line.strip() == "":
+                    break  # the first CPU is enough
+    except OSError:
+        pass
+    return hashlib.sha1(info.encode()).hexdigest()[:12]
 
 
 def export_onnx(net, path: str | os.PathLike | None = None, meta: dict | None = None) -> bytes:
@@ -251,8 +305,9 @@ def _umask_mode() -> int:
     return 0o666 & ~mask
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _atomic_write_bytes(path: Path, data: bytes, mkdir: bool = True) -> None:
+    if mkdir:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -273,15 +328,33 @@ def _cached_onnx_candidates(weights: Path, sha: str, cache: Path | None) -> list
 
 
 def _open_cached_onnx(weights: Path, sha: str, cache: Path | None):
+    """An ORT backend from a cached or bundled export of ``weights`` (checked by hash), or None.
+
+    The graph onnxruntime optimizes on first load is kept in the cache (per machine), so later
+    processes skip that step (~50-150 ms for a U-Net)."""
+    opt = cache / f"{sha[:32]}-{_export_tag()}-opt-{_machine_key()}.onnx" if cache is not None else None
+
+    def valid(be) -> bool:
+        return be.meta.get("weights_sha256") == sha and be.meta.get("export_tag") == _export_tag()
+
+    if opt is not None and opt.is_file():
+        try:
+            be = _OrtBackend(str(opt), optimized=True)
+            if valid(be):
+                return be
+        except Exception:  # noqa: BLE001, S110 - stale or broken: rebuild it below
+            pass
     for p in _cached_onnx_candidates(weights, sha, cache):
         if not p.is_file():
             continue
         try:
-            be = _OrtBackend(str(p))
+            be = _OrtBackend(str(p), save_optimized=opt)
         except Exception:  # noqa: BLE001 - a broken cache file: ignore it, re-export
             continue
-        if be.meta.get("weights_sha256") == sha and be.meta.get("export_tag") == _export_tag():
+        if valid(be):
             return be
+        if opt is not None:
+            opt.unlink(missing_ok=True)
     return None
 
 
@@ -469,22 +542,43 @@ class Colorizer:
                     out[i] = ab[j]
         return out  # type: ignore[return-value]
 
+    def finish_array(self, item: Prepared, ab_work: np.ndarray, side_by_side: bool = False) -> np.ndarray:
+        """Upsample ab ``(2, h, w)`` to full size, add the original L, convert to sRGB, keep alpha.
+
+        Returns ``(H, W, 3|4)`` uint8 (``(H, 2W, 3|4)`` side by side: gray | colour). Done in
+        bands of rows, on a few threads: the full-size ab is never held at once.
+        """
+        H, W = item.L.shape  # noqa: N806
+        C = 3 if item.alpha is None else 4  # noqa: N806
+        out = np.empty((H, 2 * W if side_by_side else W, C), dtype=np.uint8)
+        ty = _taps(ab_work.shape[1], H, self.upsample)  # rows: h -> H
+        tx = _taps(ab_work.shape[2], W, self.upsample)  # columns: w -> W
+        a_cols = _resample_rows(np.ascontiguousarray(ab_work[0].T), tx).T  # (h, W): horizontal pass once
+        b_cols = _resample_rows(np.ascontiguousarray(ab_work[1].T), tx).T
+        a_cols, b_cols = np.ascontiguousarray(a_cols), np.ascontiguousarray(b_cols)
+        x0 = W if side_by_side else 0
+
+        def band(r0: int, r1: int) -> None:
+            Lb = item.L[r0:r1]  # noqa: N806
+            a = _resample_rows(a_cols, ty, slice(r0, r1))  # (rows, W)
+            b = _resample_rows(b_cols, ty, slice(r0, r1))
+            out[r0:r1, x0:, :3] = lab_planes_to_rgb_uint8_fast(Lb, a, b)
+            if side_by_side:
+                zero = np.zeros_like(Lb)
+                out[r0:r1, :W, :3] = lab_planes_to_rgb_uint8_fast(Lb, zero, zero)
+            if item.alpha is not None:
+                out[r0:r1, x0:, 3] = item.alpha[r0:r1]
+                if side_by_side:
+                    out[r0:r1, :W, 3] = item.alpha[r0:r1]
+
+        _run_bands(band, H, W)
+        return out
+
     def finish(self, item: Prepared, ab_work: np.ndarray, side_by_side: bool = False):
-        """Upsample ab to full size, add the original L, convert to sRGB (alpha kept) -> PIL image."""
+        """:meth:`finish_array` as a PIL image (RGB, or RGBA when the input had alpha)."""
         from PIL import Image
 
-        H, W = item.L.shape  # noqa: N806
-        a = _resize_plane(ab_work[0], (W, H), self.upsample)
-        b = _resize_plane(ab_work[1], (W, H), self.upsample)
-        rgb = _compose(item.L, a, b)  # (H, W, 3) uint8
-        if side_by_side:
-            zero = np.zeros((1, 1), np.float32)
-            gray = _compose(item.L, zero, zero)
-            rgb = np.concatenate([gray, rgb], axis=1)
-        if item.alpha is not None:
-            alpha = np.concatenate([item.alpha, item.alpha], axis=1) if side_by_side else item.alpha
-            return Image.fromarray(np.dstack([rgb, alpha]))
-        return Image.fromarray(rgb)
+        return Image.fromarray(self.finish_array(item, ab_work, side_by_side))
 
     # -- public --------------------------------------------------------------------------------
     def colorize_image(self, im, side_by_side: bool = False):
@@ -500,41 +594,159 @@ class Colorizer:
 
     def colorize_file(self, src, dst=None, side_by_side: bool = False):
         """Colorize an image file; write a PNG to ``dst`` when given. Returns the PIL image."""
-        out = self.colorize_image(open_image(src, max_pixels=self.max_pixels), side_by_side)
+        item = self.prepare(open_image(src, max_pixels=self.max_pixels, name=str(src)))
+        arr = self.finish_array(item, self.predict_work([item])[0], side_by_side)
         if dst is not None:
-            save_png(out, Path(dst))
-        return out
+            save_png(arr, Path(dst))
+        from PIL import Image
+
+        return Image.fromarray(arr)
 
 
 def _label_of(im) -> str:
     return str(getattr(im, "filename", "") or "image")
 
 
-def _compose(L: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:  # noqa: N803
-    """L ``(H, W)`` + a, b (``(H, W)`` or ``(1, 1)``) -> uint8 sRGB ``(H, W, 3)``, in row bands."""
-    H, W = L.shape  # noqa: N806
-    out = np.empty((H, W, 3), dtype=np.uint8)
-    rows = max(1, _BAND_PIXELS // max(W, 1))
-    for r in range(0, H, rows):
-        sl = slice(r, r + rows)
-        Lb = L[sl]  # noqa: N806
-        ab = a[sl] if a.shape == L.shape else np.broadcast_to(a, Lb.shape)
-        bb = b[sl] if b.shape == L.shape else np.broadcast_to(b, Lb.shape)
-        out[sl] = lab_planes_to_rgb_uint8_fast(Lb, ab, bb)
+# ---- full-size steps: upsampling matrices, banded colour conversion, PNG encoding -------------------
+def _kernel(kind: str):
+    if kind == "bilinear":
+        return 1.0, lambda x: np.maximum(0.0, 1.0 - np.abs(x))
+
+    def bicubic(x, a=-0.5):  # Keys, as Pillow's BICUBIC
+        x = np.abs(x)
+        return np.where(x < 1, ((a + 2) * x - (a + 3)) * x * x + 1,
+                        np.where(x < 2, (((x - 5) * x + 8) * x - 4) * a, 0.0))
+
+    return 2.0, bicubic
+
+
+@functools.lru_cache(maxsize=64)
+def _interp_matrix(n_in: int, n_out: int, kind: str = "bicubic") -> np.ndarray:
+    """``(n_out, n_in)`` float32 resampling weights, computed as Pillow does (pixel centres,
+    normalised taps, kernel widened when shrinking), so ``R @ x`` equals Pillow's resize of x."""
+    support, k = _kernel(kind)
+    scale = n_in / n_out
+    fscale = max(scale, 1.0)
+    support *= fscale
+    m = np.zeros((n_out, n_in), dtype=np.float64)
+    for i in range(n_out):
+        center = (i + 0.5) * scale
+        lo = max(int(center - support + 0.5), 0)
+        hi = min(int(center + support + 0.5), n_in)
+        x = np.arange(lo, hi)
+        w = k((x - center + 0.5) / fscale)
+        total = w.sum()
+        m[i, lo:hi] = w / total if total != 0 else w
+    out = m.astype(np.float32)
+    out.setflags(write=False)  # shared through the cache
     return out
 
 
+@functools.lru_cache(maxsize=64)
+def _taps(n_in: int, n_out: int, kind: str = "bicubic") -> tuple[np.ndarray, np.ndarray]:
+    """The same weights as :func:`_interp_matrix`, as (index, weight) taps ``(n_out, K)`` each.
+
+    Upsampling needs K <= 5 taps per output; applying them as gathers avoids BLAS, whose own
+    threads make these small products slow (and fight the band threads)."""
+    m = _interp_matrix(n_in, n_out, kind)
+    nz = m != 0
+    lo = np.where(nz.any(1), nz.argmax(1), 0)
+    hi = np.where(nz.any(1), n_in - nz[:, ::-1].argmax(1), 1)
+    K = int((hi - lo).max())  # noqa: N806
+    idx = np.minimum(lo[:, None] + np.arange(K)[None, :], n_in - 1)
+    w = np.take_along_axis(m, idx, axis=1) * (lo[:, None] + np.arange(K)[None, :] < hi[:, None])
+    idx.setflags(write=False)
+    w = w.astype(np.float32)
+    w.setflags(write=False)
+    return idx.astype(np.intp), w
+
+
+def _resample_rows(x: np.ndarray, taps: tuple[np.ndarray, np.ndarray], rows: slice | None = None) -> np.ndarray:
+    """Resample axis 0 of ``x`` ``(n_in, W)`` with taps -> ``(n_out, W)`` (or just ``rows`` of it)."""
+    idx, w = taps
+    if rows is not None:
+        idx, w = idx[rows], w[rows]
+    out = x[idx[:, 0]] * w[:, :1]
+    for k in range(1, idx.shape[1]):
+        out += x[idx[:, k]] * w[:, k : k + 1]
+    return out
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """A small shared thread pool for row bands (numpy and zlib release the GIL)."""
+    global _POOL
+    with _LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)),
+                                       thread_name_prefix="chromalab-band")
+        return _POOL
+
+
+def _run_bands(fn, H: int, W: int) -> None:  # noqa: N803
+    """Call ``fn(r0, r1)`` over row bands of about ``_BAND_PIXELS`` pixels, on the shared pool."""
+    rows = max(1, _BAND_PIXELS // max(W, 1))
+    bands = [(r, min(r + rows, H)) for r in range(0, H, rows)]
+    if len(bands) == 1:
+        fn(*bands[0])
+        return
+    for f in [_pool().submit(fn, r0, r1) for r0, r1 in bands]:
+        f.result()
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def encode_png(arr: np.ndarray, level: int = PNG_COMPRESS_LEVEL) -> bytes:
+    """uint8 ``(H, W, 3|4)`` -> PNG bytes (8-bit RGB/RGBA), faster than Pillow's encoder.
+
+    Every row gets the "Up" filter (one vectorised subtraction instead of Pillow's per-row
+    adaptive choice; files come out about as small), and large images are deflated in parts
+    on several threads, joined into one valid zlib stream (sync-flushed raw deflate parts).
+    """
+    arr = np.ascontiguousarray(arr, dtype=np.uint8)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise ValueError(f"expected (H, W, 3|4) uint8, got {arr.shape}")
+    H, W, C = arr.shape  # noqa: N806
+    rows = arr.reshape(H, W * C)
+    filt = np.empty((H, W * C + 1), dtype=np.uint8)
+    filt[:, 0] = 2  # Up
+    filt[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=filt[1:, 1:])
+    raw = filt.reshape(-1).data
+    parts = max(1, min(4, os.cpu_count() or 1, len(raw) >> 21))  # one part per 2 MB, at most 4
+    step = -(-H // parts) * (W * C + 1)
+    pieces = [raw[i : i + step] for i in range(0, len(raw), step)]
+
+    def deflate(k: int) -> bytes:
+        c = zlib.compressobj(level, zlib.DEFLATED, -15)
+        last = k == len(pieces) - 1
+        return c.compress(pieces[k]) + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+
+    if len(pieces) == 1:
+        body = deflate(0)
+    else:
+        body = b"".join(_pool().map(deflate, range(len(pieces))))
+    stream = b"\x78\x01" + body + struct.pack(">I", zlib.adler32(raw) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", W, H, 8, 2 if C == 3 else 6, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", stream) + _png_chunk(b"IEND", b"")
+
+
 def save_png(im, path: Path, compress_level: int = PNG_COMPRESS_LEVEL) -> None:
-    """Write a PNG atomically (temporary file in the same folder, then rename)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            im.save(f, format="PNG", compress_level=compress_level)
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write a PIL image or uint8 ``(H, W, 3|4)`` array as PNG, atomically (temp file, rename)."""
+    path = Path(path)
+    if isinstance(im, np.ndarray):
+        data = encode_png(im, compress_level)
+    else:
+        import io
+
+        buf = io.BytesIO()
+        im.save(buf, format="PNG", compress_level=compress_level)
+        data = buf.getvalue()
+    _atomic_write_bytes(path, data, mkdir=False)
 
 
 # ---- Python API --------------------------------------------------------------------------------------------
@@ -769,16 +981,16 @@ def colorize_cli(paths, output=None, model="default", overwrite: bool = False, s
         return col.prepare(open_image(j.src, max_pixels=max_pixels, name=j.label))
 
     def write(j: Job, item: Prepared, ab: np.ndarray) -> None:
-        im = col.finish(item, ab, side_by_side)
+        arr = col.finish_array(item, ab, side_by_side)
         assert j.out is not None
         try:
             j.out.parent.mkdir(parents=True, exist_ok=True)
-            save_png(im, j.out)
+            save_png(arr, j.out)
         except OSError as e:
             raise ImageError(f"{j.label}: cannot write {j.out} ({e.strerror or e})") from None
 
     workers = max(1, min(4, os.cpu_count() or 1))
-    budget = max(max_pixels, 32_000_000)  # full-size pixels held per batch
+    budget = 32_000_000  # full-size pixels held per batch (one image over it goes alone)
     with ThreadPoolExecutor(max_workers=workers) as pool, _progress(err, len(todo) if progress else 0) as bar:
         task = bar.add_task("colorize", total=len(todo))
         batch: list[tuple[Job, Prepared]] = []

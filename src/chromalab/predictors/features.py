@@ -19,6 +19,7 @@ distances between images meaningful for an RBF kernel.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -29,6 +30,24 @@ from ..errors import ModelError
 from .pca import PCA
 
 FEATURE_BLOCKS = ("pca", "pixels", "binned")
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run a block with ``n`` torch intra-op threads (None: unchanged).
+
+    Small tensor ops are much slower with several threads when the cores are busy (threads
+    spin waiting for each other), so loops of small steps use one thread.
+    """
+    import torch
+
+    old = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def resize_batch(x: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import ModelError
 from .base import Predictor
-from .features import LFeatures, load_state, resize_batch, save_state
+from .features import LFeatures, load_state, resize_batch, save_state, torch_threads
 from .pca import PCA
 
 
@@ -97,9 +97,15 @@ class LinearGD:
 
     def fit(self, X, Y, X_val=None, Y_val=None) -> LinearGD:  # noqa: N803
         """X ``(N, D)``, Y ``(N, K)`` (optionally a validation pair for early stopping) -> self."""
-        import torch
 
         X, Y = self._check_xy(X, Y)  # noqa: N806
+        bs = len(X) if not self.batch_size else min(int(self.batch_size), len(X))
+        with torch_threads(1 if bs * X.shape[1] * Y.shape[1] < 2**25 else None):
+            return self._fit(X, Y, X_val, Y_val)
+
+    def _fit(self, X, Y, X_val, Y_val) -> LinearGD:  # noqa: N803
+        import torch
+
         if self.schedule not in ("cosine", "constant"):
             raise ModelError(f"LinearGD: schedule must be 'cosine' or 'constant', got {self.schedule!r}")
         use_val = X_val is not None and Y_val is not None and self.patience > 0
@@ -109,6 +115,12 @@ class LinearGD:
         gen = np.random.default_rng(self.random_state)
         n, d = X.shape
         k = Y.shape[1]
+        # GD runs on centred inputs (same objective, W unchanged, b shifted): this decouples
+        # the intercept from W and keeps the Hessian as well conditioned as the covariance.
+        x_mean = X.mean(axis=0, dtype=np.float64).astype(np.float32)
+        X = X - x_mean  # noqa: N806
+        if use_val:
+            X_val = X_val - x_mean  # noqa: N806
         self.lipschitz_ = self._lipschitz(X, gen)
         self.lr_ = float(self.lr) if self.lr else 1.0 / self.lipschitz_
         bs = n if not self.batch_size else min(int(self.batch_size), n)
@@ -172,8 +184,9 @@ class LinearGD:
         else:
             self.best_epoch_ = self.n_epochs_
         self.coef_ = W.numpy().copy()
-        self.intercept_ = b.numpy().copy()
-        self.train_mse_ = self.mse(X, Y)
+        self.intercept_ = (b.double().numpy() - x_mean.astype(np.float64) @ self.coef_.astype(np.float64)).astype(
+            np.float32)
+        self.train_mse_ = self.mse(X + x_mean, Y)
         self.fit_seconds_ = time.perf_counter() - t0
         return self
 

@@ -12,11 +12,10 @@ so a map-style dataset and Lightning's own samplers work unchanged with DDP.
 
 from __future__ import annotations
 
+import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-
-import lightning.pytorch as pl
 
 from ..data.cache import NATIVE_SIZE, SplitData, load_prepared
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -44,7 +43,7 @@ ARCH_KWARGS: dict[str, tuple[str, ...]] = {
     "cnn": ("width", "depth", "out_act"),
     "unet": ("width", "depth", "residual", "out_act"),
 }
-RESUME_FREE = frozenset({"num_threads", "num_workers", "test_limit", "data", "accelerator", "devices",
+RESUME_FREE = frozenset({"num_threads", "num_workers", "test_limit", "data", "channels_last", "accelerator", "devices",
                          "strategy", "precision"})
 """Config keys --resume may change; the rest would change the schedule or the data mid-run."""
 METRIC_COLUMNS = ("epoch", "step", "train_loss", "val_loss", "val_psnr", "val_ssim", "lr",
@@ -83,6 +82,7 @@ class NetConfig:
     seed: int = 0
     num_threads: int | None = None
     limit_train_batches: float | int | None = None
+    channels_last: bool = False
     # Lightning Trainer, passed straight through
     accelerator: str = "auto"
     devices: Any = "auto"
@@ -304,7 +304,7 @@ def _regression_module(cfg: NetConfig, net):
 
     loss = build_loss(cfg.loss, **cfg.loss_weights)
     return RegressionModule(net, loss, lr=cfg.lr, weight_decay=cfg.weight_decay, schedule=cfg.schedule,
-                            warmup=cfg.warmup)
+                            warmup=cfg.warmup, channels_last=cfg.channels_last)
 
 
 MODULE_BUILDERS: dict[str, Callable] = {"cnn": _regression_module, "unet": _regression_module}
@@ -415,9 +415,8 @@ def _quiet_lightning() -> None:
 
 
 def _fit(cfg: NetConfig, out: Path, resume: bool, progress: bool, log, extra_callbacks: list) -> dict:
-    import torch
-
     import lightning.pytorch as pl
+    import torch
     from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
     from ..evaluate import evaluate_split
@@ -436,7 +435,10 @@ def _fit(cfg: NetConfig, out: Path, resume: bool, progress: bool, log, extra_cal
     recorder = _recorder_class()(out, log)
     best_cb = ModelCheckpoint(dirpath=out, filename="best-weights", monitor="val_ssim", mode="max", save_top_k=1,
                               save_weights_only=True, auto_insert_metric_name=False, enable_version_counter=False)
-    last_cb = ModelCheckpoint(dirpath=out, save_top_k=0, save_last=True, enable_version_counter=False)
+    # the full checkpoint of every epoch, overwritten: what --resume continues from. (Lightning 2.6 writes
+    # `save_last` only in epochs where a top-k checkpoint was saved, i.e. not after an epoch that did not
+    # improve val SSIM, so the last checkpoint is its own unmonitored callback.)
+    last_cb = ModelCheckpoint(dirpath=out, filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
     callbacks = [recorder, best_cb, last_cb, *extra_callbacks]
     if progress:
         callbacks.append(RichProgressBar(leave=False))
