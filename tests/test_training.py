@@ -12,11 +12,11 @@ import textwrap
 import time
 from pathlib import Path
 
+import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
 
-import lightning.pytorch as pl
 from chromalab.errors import ChromalabError
 from chromalab.training.run import NetConfig, resolve_config, train_net
 
@@ -175,11 +175,3 @@ def test_sigkill_mid_epoch_then_resume_from_cli(tmp_path, tiny_zip):
     assert float(after[-1]["train_seconds"]) > float(before[-1]["train_seconds"])
     meta = json.loads((run / "run.json").read_text())
     assert meta["sessions"] == 2 and meta["train_images"] == 4 * 64  # killed epoch's images not counted
-
-    ev = subprocess.run([sys.executable, "-m", "chromalab.cli", "evaluate", str(run), "--data", str(tiny_zip),
-                         "--limit", "16", "--json", str(tmp_path / "ev.json")],
-                        capture_output=True, text=True, timeout=300, env=env)
-    assert ev.returncode == 0, ev.stderr[-3000:]
-    ev_json = json.loads((tmp_path / "ev.json").read_text())
-    test = json.loads((run / "test.json").read_text())
-    assert ev_json["psnr"] == pytest.approx(test["psnr"])

@@ -56,7 +56,7 @@ class LinearConfig:
     val_limit: int | None = 1000
     test_limit: int | None = None  # None: the whole test split
     ab_components: int = 600
-    features: str = "pca"  # pca | pixels | binned, or joined: pca+binned
+    features: str = "binned"  # pca | pixels | binned, or joined: pca+binned
     l_components: int = 600
     grid: int = 16  # binned features: cells per side (size must be a multiple)
     bins: int = 8  # binned features: L levels
@@ -64,10 +64,10 @@ class LinearConfig:
     pca_solver: str = "auto"
     alphas: list = field(default_factory=lambda: [0.1, 1.0, 3.0, 10.0, 30.0, 100.0])
     batch_size: int | None = 4096  # None: full batch
-    max_epochs: int = 30
+    max_epochs: int = 20
     momentum: float = 0.9
     lr: float | None = None  # None: 1 / (largest Hessian eigenvalue)
-    patience: int = 5
+    patience: int = 8
     seed: int = 0
     eval_ceiling: bool = True
     figure_images: int = 6
@@ -84,7 +84,7 @@ class SVRConfig:
     val_limit: int | None = 1000
     test_limit: int | None = None
     ab_components: int = 300
-    features: str = "pca"
+    features: str = "binned"
     l_components: int = 300
     grid: int = 7
     bins: int = 8
@@ -251,7 +251,10 @@ def _print_table(out: Path, res: dict) -> None:
                          "ceiling_test": "its PCA ceiling (test)"}[key]
             rows.append(r)
     if rows:
-        Console().print(format_table(rows, title=f"run {out}"))
+        c = Console()
+        if not c.is_terminal:
+            c = Console(width=140)  # a log file: do not squeeze the table to 80 columns
+        c.print(format_table(rows, title=f"run {out}"))
 
 
 def _figure_rows(prep, n: int, size: int):
@@ -295,9 +298,13 @@ def train_classical(model: str, preset: str = "seed", data: str | None = None, o
     (out / "run.json").unlink(missing_ok=True)  # a run folder counts as finished only when rewritten
     _write_yaml(out / "config.yaml", cfg)
     prep = load_prepared(data)
-    if model == "linear":
-        return _train_linear(cfg, prep, out)
-    return _train_svr(cfg, prep, out)
+    import warnings
+
+    with warnings.catch_warnings():  # out-of-gamut ab (figures, metrics) is clipped; that is expected
+        warnings.filterwarnings("ignore", message="Conversion from CIE-LAB", category=UserWarning)
+        if model == "linear":
+            return _train_linear(cfg, prep, out)
+        return _train_svr(cfg, prep, out)
 
 
 # ---- linear ------------------------------------------------------------------------------------
@@ -314,14 +321,16 @@ def ridge_path(X, Y, X_val, Y_val, alphas) -> list[dict]:  # noqa: N803
     ym = Y.double().mean(0)
     G = torch.zeros(X.shape[1], X.shape[1], dtype=torch.float64)  # noqa: N806
     R = torch.zeros(X.shape[1], Y.shape[1], dtype=torch.float64)  # noqa: N806
-    xm32, ym32 = xm.float(), ym.float()
-    for s in range(0, n, 8192):
-        xb = X[s : s + 8192] - xm32
-        G += (xb.T @ xb).double()
-        R += (xb.T @ (Y[s : s + 8192] - ym32)).double()
+    for s in range(0, n, 8192):  # float64 sums: the path must match the closed form closely
+        xb = X[s : s + 8192].double() - xm
+        G += xb.T @ xb
+        R += xb.T @ (Y[s : s + 8192].double() - ym)
     G /= n  # noqa: N806
     R /= n  # noqa: N806
-    lam, Q = torch.linalg.eigh(G)  # noqa: N806
+    from .predictors.features import single_threaded
+
+    with single_threaded():  # eigh is ~15x slower with 2 threads on busy cores
+        lam, Q = torch.linalg.eigh(G)  # noqa: N806
     QtR = Q.T @ R  # noqa: N806
     Xv = torch.from_numpy(np.asarray(X_val, dtype=np.float64)) - xm  # noqa: N806
     Yv = torch.from_numpy(np.asarray(Y_val, dtype=np.float64)) - ym  # noqa: N806
@@ -377,7 +386,10 @@ def _train_linear(cfg: LinearConfig, prep, out: Path) -> dict:
     X_va = feats.transform(L_va)  # noqa: N806
     del L_tr
     log(f"{X_tr.shape[1]} features x {Y_tr.shape[1]} targets; ridge path over alphas {cfg.alphas} on val")
-    path = ridge_path(X_tr, Y_tr, X_va, Y_va, cfg.alphas)
+    # MSEs are reported per ab value (Lab units^2) inside the PCA subspace: coefficient MSE * K / D
+    unit = ab_pca.n_components_ / ab_pca.n_features_
+    path = [{**r, "val_mse": r["val_mse"] * unit, "train_mse": r["train_mse"] * unit}
+            for r in ridge_path(X_tr, Y_tr, X_va, Y_va, cfg.alphas)]
     best = min(range(len(path)), key=lambda i: path[i]["val_mse"])
     alpha = path[best]["alpha"]
     for r in path:
@@ -390,9 +402,10 @@ def _train_linear(cfg: LinearConfig, prep, out: Path) -> dict:
     gd.fit(X_tr, Y_tr, X_va, Y_va)
     cf_train = path[best]["train_mse"]
     cf_val = path[best]["val_mse"]
-    gd_val = gd.mse(X_va, Y_va)
-    log(f"GD: {gd.n_epochs_} epochs (best {gd.best_epoch_}) in {gd.fit_seconds_:.1f} s; train MSE {gd.train_mse_:.4f} "
-        f"vs closed form {cf_train:.4f} ({100 * (gd.train_mse_ / cf_train - 1):+.2f} %); val {gd_val:.4f} vs {cf_val:.4f}")
+    gd_train = gd.train_mse_ * unit
+    gd_val = gd.mse(X_va, Y_va) * unit
+    log(f"GD: {gd.n_epochs_} epochs (best {gd.best_epoch_}) in {gd.fit_seconds_:.1f} s; train MSE {gd_train:.4f} "
+        f"vs closed form {cf_train:.4f} ({100 * (gd_train / cf_train - 1):+.2f} %); val {gd_val:.4f} vs {cf_val:.4f}")
     train_seconds = time.perf_counter() - t_start
     pred = LinearColorizer(feats, gd, ab_pca, name=out.name)
     # figures
@@ -404,7 +417,7 @@ def _train_linear(cfg: LinearConfig, prep, out: Path) -> dict:
     if feats.pca_ is not None:
         curves[f"L at {cfg.size}x{cfg.size}"] = feats.pca_
     save_variance_figure(curves, out / "pca_variance.png")
-    _loss_figure(gd, cf_train, cf_val, out / "loss.png")
+    _loss_figure(gd, cf_train, cf_val, unit, out / "loss.png")
     extra = {
         "counts": {"train": len(train), "val": len(val)},
         "features": {"kind": cfg.features, "n": int(X_tr.shape[1])},
@@ -414,16 +427,15 @@ def _train_linear(cfg: LinearConfig, prep, out: Path) -> dict:
         "alpha_search": path,
         "gd": {"epochs": gd.n_epochs_, "best_epoch": gd.best_epoch_, "stopped_early": gd.stopped_early_,
                "lr": gd.lr_, "lipschitz": gd.lipschitz_, "fit_seconds": round(gd.fit_seconds_, 2),
-               "train_mse": gd.train_mse_, "val_mse": gd_val},
-        "closed_form": {"train_mse": cf_train, "val_mse": cf_val,
-                        "gd_train_mse_rel_diff": gd.train_mse_ / cf_train - 1.0},
-        "mse_units": "mean squared error of the ab-PCA coefficients per coefficient (Lab units^2)",
+               "train_mse": gd_train, "val_mse": gd_val},
+        "closed_form": {"train_mse": cf_train, "val_mse": cf_val, "gd_train_mse_rel_diff": gd_train / cf_train - 1.0},
+        "mse_units": "MSE per ab value inside the ab-PCA subspace (Lab units^2): coefficient SSE / (N * D)",
     }
     ceiling = PCACeiling(ab_pca, size=cfg.size, name=f"{out.name} PCA ceiling")
     return _finish(out, cfg, prep, pred, ceiling, t_start, train_seconds, extra, log)
 
 
-def _loss_figure(gd, cf_train: float, cf_val: float, path: Path) -> None:
+def _loss_figure(gd, cf_train: float, cf_val: float, unit: float, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -431,14 +443,14 @@ def _loss_figure(gd, cf_train: float, cf_val: float, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(5, 3.4))
     ep = np.arange(1, len(gd.loss_history_) + 1)
-    ax.plot(ep, gd.loss_history_, "o-", ms=3, label="GD train (mini-batch mean)")
+    ax.plot(ep, np.asarray(gd.loss_history_) * unit, "o-", ms=3, label="GD train (mini-batch mean)")
     if gd.val_history_:
-        ax.plot(ep[: len(gd.val_history_)], gd.val_history_, "s-", ms=3, label="GD val")
+        ax.plot(ep[: len(gd.val_history_)], np.asarray(gd.val_history_) * unit, "s-", ms=3, label="GD val")
     ax.axhline(cf_train, color="C0", ls="--", lw=1, label="closed form train")
     ax.axhline(cf_val, color="C1", ls="--", lw=1, label="closed form val")
     ax.axvline(gd.best_epoch_, color="gray", ls=":", lw=1, label=f"kept epoch {gd.best_epoch_}")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("MSE of ab-PCA coefficients")
+    ax.set_ylabel("MSE per ab value in the PCA subspace")
     ax.set_title(f"linear regression by GD (alpha={gd.alpha:g})", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -476,14 +488,15 @@ def _train_svr(cfg: SVRConfig, prep, out: Path) -> dict:
     Z_tr = scaler.transform(Y_tr)  # noqa: N806
     gamma_scale = 1.0 / (X_tr.shape[1] * float(X_tr.var()))
     grid = [(c, e, g) for c in cfg.C for e in cfg.epsilon for g in cfg.gamma]
-    mean_val = float(((Y_va - Y_tr.mean(axis=0)) ** 2).mean())
+    unit = ab_pca.n_components_ / ab_pca.n_features_  # coefficient MSE -> per ab value (Lab units^2)
+    mean_val = float(((Y_va - Y_tr.mean(axis=0)) ** 2).mean()) * unit
     log(f"{X_tr.shape[1]} inputs -> {Y_tr.shape[1]} outputs; grid of {len(grid)} (C, epsilon, gamma) on val "
         f"(val MSE of the train-mean prediction: {mean_val:.4f})")
     search, best = [], None
     for c, e, g in grid:
         m = MultiOutputSVR(C=c, epsilon=e, gamma=g * gamma_scale, tol=cfg.tol, n_jobs=cfg.n_jobs, progress=True)
         m.fit(X_tr, Z_tr)
-        val_mse = float(((scaler.inverse_transform(m.predict(X_va)) - Y_va) ** 2).mean())
+        val_mse = float(((scaler.inverse_transform(m.predict(X_va)) - Y_va) ** 2).mean()) * unit
         row = {"C": c, "epsilon": e, "gamma_factor": g, "gamma": m.gamma_, "val_mse": val_mse,
                "fit_seconds": round(m.fit_seconds_, 2), "mean_support": float(m.n_support_.mean())}
         search.append(row)
@@ -516,7 +529,7 @@ def _train_svr(cfg: SVRConfig, prep, out: Path) -> dict:
         "search": search,
         "val_mse_train_mean": mean_val,
         "support_vectors": int(len(svr.support_)),
-        "mse_units": "mean squared error of the ab-PCA coefficients per coefficient (Lab units^2)",
+        "mse_units": "MSE per ab value inside the ab-PCA subspace at 28x28 (Lab units^2)",
     }
     ceiling = PCACeiling(ab_pca, size=s, name=f"{out.name} PCA ceiling")
     return _finish(out, cfg, prep, pred, ceiling, t_start, train_seconds, extra, log)
@@ -536,7 +549,7 @@ def _selection_figure(search: list[dict], mean_val: float, path: Path) -> None:
     ax.axhline(mean_val, color="k", ls="--", lw=1, label="predict the train mean")
     ax.set_xticks(range(len(vals)))
     ax.set_xticklabels(labels, fontsize=5)
-    ax.set_ylabel("val MSE (ab-PCA coefficients)")
+    ax.set_ylabel("val MSE per ab value (PCA subspace)")
     lo = min(min(vals), mean_val)
     hi = max(max(vals), mean_val)
     ax.set_ylim(lo - 0.1 * (hi - lo + 1e-9), hi + 0.1 * (hi - lo + 1e-9))

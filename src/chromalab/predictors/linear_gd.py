@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import ModelError
 from .base import Predictor
-from .features import LFeatures, load_state, resize_batch, save_state, torch_threads
+from .features import LFeatures, load_state, resize_batch, save_state, single_threaded, torch_threads
 from .pca import PCA
 
 
@@ -82,6 +82,15 @@ class LinearGD:
         xs = torch.from_numpy(np.ascontiguousarray(X[rows])).double()
         m = len(xs)
         v = torch.ones(xs.shape[1] + 1, dtype=torch.float64)
+        with torch_threads(1):  # many small mat-vecs: one thread is faster on busy cores
+            lam = self._power_iteration(xs, v, m)
+        safety = 1.0 if m == n else 1.1  # a subsample may underestimate the top eigenvalue
+        return lam * safety + float(self.alpha)
+
+    @staticmethod
+    def _power_iteration(xs, v, m: int) -> float:
+        import torch
+
         lam = 0.0
         for _ in range(100):
             u = xs @ v[:-1] + v[-1]
@@ -92,8 +101,7 @@ class LinearGD:
                 lam = lam_new
                 break
             lam = lam_new
-        safety = 1.0 if m == n else 1.1  # a subsample may underestimate the top eigenvalue
-        return lam * safety + float(self.alpha)
+        return lam
 
     def fit(self, X, Y, X_val=None, Y_val=None) -> LinearGD:  # noqa: N803
         """X ``(N, D)``, Y ``(N, K)`` (optionally a validation pair for early stopping) -> self."""
@@ -260,13 +268,16 @@ def closed_form(X, Y, alpha: float = 0.0) -> tuple[np.ndarray, np.ndarray]:  # n
         Y = Y[:, None]  # noqa: N806
     n = len(X)
     if alpha == 0:
-        sol = np.linalg.lstsq(np.hstack([X, np.ones((n, 1))]), Y, rcond=None)[0]
+        with single_threaded():
+            sol = np.linalg.lstsq(np.hstack([X, np.ones((n, 1))]), Y, rcond=None)[0]
         return sol[:-1], sol[-1]
     xm, ym = X.mean(axis=0), Y.mean(axis=0)
     Xc = X - xm  # noqa: N806
     G = Xc.T @ Xc / n  # noqa: N806
     G[np.diag_indices_from(G)] += alpha
-    W = np.linalg.solve(G, Xc.T @ (Y - ym) / n)  # noqa: N806
+    R = Xc.T @ (Y - ym) / n  # noqa: N806
+    with single_threaded():
+        W = np.linalg.solve(G, R)  # noqa: N806
     return W, ym - xm @ W
 
 

@@ -94,8 +94,11 @@ class PCA:
         n, d = X.shape
         if n < 2:
             raise ModelError(f"PCA: need at least 2 samples, got {n}")
+        from .features import single_threaded
+
         mean = X.mean(axis=0)
-        _, s, vt = np.linalg.svd(X - mean, full_matrices=False)
+        with single_threaded():
+            _, s, vt = np.linalg.svd(X - mean, full_matrices=False)
         ev_all = s**2 / (n - 1)
         k = min(int(self.n_components), n, d)
         self._set(mean, vt[:k], ev_all[:k], float(ev_all.sum()), n, d, "full")
@@ -233,20 +236,31 @@ def _top_eigh(cov: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Largest ``k`` eigenpairs of a symmetric matrix, descending: (w (k,), v (D, k))."""
     import scipy.linalg
 
+    from .features import single_threaded
+
     d = cov.shape[0]
-    w, v = scipy.linalg.eigh(cov, subset_by_index=[d - k, d - 1], driver="evr")
+    with single_threaded():
+        w, v = scipy.linalg.eigh(cov, subset_by_index=[d - k, d - 1], driver="evr")
     return w[::-1], v[:, ::-1]
 
 
 def _randomized_top_eigh(cov: np.ndarray, k: int, oversample: int, n_iter: int, seed: int):
     """Top ``k`` eigenpairs of a PSD matrix by randomized subspace iteration (Halko et al. 2011)."""
+    from .features import single_threaded
+
     rng = np.random.default_rng(seed)
     d = cov.shape[0]
-    q = np.linalg.qr(cov @ rng.standard_normal((d, min(d, k + oversample))))[0]
+
+    def orth(a):
+        with single_threaded():  # QR is the factorization that suffers from busy cores
+            return np.linalg.qr(a)[0]
+
+    q = orth(cov @ rng.standard_normal((d, min(d, k + oversample))))
     for _ in range(n_iter):
-        q = np.linalg.qr(cov @ q)[0]
+        q = orth(cov @ q)
     b = q.T @ cov @ q
-    w, u = np.linalg.eigh((b + b.T) * 0.5)
+    with single_threaded():
+        w, u = np.linalg.eigh((b + b.T) * 0.5)
     order = np.argsort(w)[::-1][:k]
     return w[order], q @ u[:, order]
 
@@ -357,7 +371,8 @@ def save_reconstruction_figure(pca: PCA, L: np.ndarray, ab: np.ndarray, path: st
 
     L = np.asarray(L, dtype=np.float32)  # noqa: N806
     ab = np.asarray(ab, dtype=np.float32)
-    ks = [k for k in ks if k <= pca.n_components_] or [pca.n_components_]
+    kmax = pca.n_components_
+    ks = sorted({k for k in ks if k < kmax} | {kmax})
     z = pca.transform(ab_flat(ab))
     cols = [("original", ab)]
     for k in ks:
@@ -373,8 +388,7 @@ def save_reconstruction_figure(pca: PCA, L: np.ndarray, ab: np.ndarray, path: st
             ax.set_yticks([])
             if i == 0:
                 ax.set_title(name, fontsize=8)
-    fig.suptitle(title or f"ab reconstructed from K PCA components (original L; PCA at {ab.shape[-1]}x{ab.shape[-1]})",
-                 fontsize=8)
+    fig.suptitle(title or f"ab from K PCA components\n(true L; PCA at {ab.shape[-1]}x{ab.shape[-1]})", fontsize=8)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)

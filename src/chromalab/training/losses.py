@@ -36,6 +36,9 @@ from ..errors import ChromalabError
 def ssim_torch(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, win_size: int = 7) -> torch.Tensor:
     """Differentiable SSIM per image, equal to ``metrics.ssim_per_image`` on the same (float) images.
 
+    The five local means (x, y, x², y², xy over the uniform ``win_size`` window, valid region)
+    come from one separable depthwise convolution, about 2x faster on CPU than ``avg_pool2d``.
+
     Args:
         x, y: ``(B, C, H, W)`` float images, values in ``0..data_range``; H, W >= ``win_size``.
     Returns:
@@ -49,14 +52,14 @@ def ssim_torch(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, win_si
     c2 = (0.03 * data_range) ** 2
     npix = win_size * win_size
     cov_norm = npix / (npix - 1)
-
-    def mean(t):  # uniform window over the valid region: (B, C, H, W) -> (B, C, H-w+1, W-w+1)
-        return F.avg_pool2d(t, win_size, stride=1)
-
-    ux, uy = mean(x), mean(y)
-    vx = cov_norm * (mean(x * x) - ux * ux)
-    vy = cov_norm * (mean(y * y) - uy * uy)
-    vxy = cov_norm * (mean(x * y) - ux * uy)
+    c = x.shape[1]
+    z = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # (B, 5C, H, W)
+    k = torch.full((5 * c, 1, 1, win_size), 1.0 / win_size, dtype=z.dtype, device=z.device)
+    m = F.conv2d(F.conv2d(z, k, groups=5 * c), k.transpose(2, 3), groups=5 * c)  # (B, 5C, H-w+1, W-w+1)
+    ux, uy, uxx, uyy, uxy = m.split(c, dim=1)
+    vx = cov_norm * (uxx - ux * ux)
+    vy = cov_norm * (uyy - uy * uy)
+    vxy = cov_norm * (uxy - ux * uy)
     s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
     return s.flatten(1).mean(dim=1)
 
@@ -67,43 +70,52 @@ def lab_to_rgb01(L: torch.Tensor, ab_scaled: torch.Tensor) -> torch.Tensor:  # n
     return lab_to_rgb_torch(lab, clip=True)
 
 
-class MSELoss(nn.Module):
+class _Loss(nn.Module):
+    """Computes in float32 with autocast off (bf16 would wreck the SSIM variances), whatever the precision."""
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, L: torch.Tensor | None = None) -> torch.Tensor:  # noqa: N803
+        with torch.autocast(device_type=pred.device.type, enabled=False):
+            return self.compute(pred.float(), target.float(), None if L is None else L.float())
+
+    def compute(self, p: torch.Tensor, t: torch.Tensor, L: torch.Tensor | None) -> torch.Tensor:  # noqa: N803
+        raise NotImplementedError
+
+
+class MSELoss(_Loss):
     """mean((pred - target)²) on scaled ab."""
 
-    def forward(self, pred, target, L=None):  # noqa: N803
-        return F.mse_loss(pred.float(), target.float())
+    def compute(self, p, t, L):  # noqa: N803
+        return F.mse_loss(p, t)
 
 
-class L1Loss(nn.Module):
+class L1Loss(_Loss):
     """mean(|pred - target|) on scaled ab."""
 
-    def forward(self, pred, target, L=None):  # noqa: N803
-        return F.l1_loss(pred.float(), target.float())
+    def compute(self, p, t, L):  # noqa: N803
+        return F.l1_loss(p, t)
 
 
-class HybridLoss(nn.Module):
+class HybridLoss(_Loss):
     """α·MSE + β·L1 on scaled ab (defaults α = β = 0.5)."""
 
     def __init__(self, alpha: float = 0.5, beta: float = 0.5):
         super().__init__()
         self.alpha, self.beta = float(alpha), float(beta)
 
-    def forward(self, pred, target, L=None):  # noqa: N803
-        p, t = pred.float(), target.float()
+    def compute(self, p, t, L):  # noqa: N803
         return self.alpha * F.mse_loss(p, t) + self.beta * F.l1_loss(p, t)
 
 
-class SSIMHybridLoss(nn.Module):
+class SSIMHybridLoss(_Loss):
     """α·L1 + β·MSE (scaled ab) + γ·(1 − SSIM) (sRGB of L + ab, canonical SSIM). Defaults 0.5, 0.5, 1.0."""
 
     def __init__(self, alpha: float = 0.5, beta: float = 0.5, gamma: float = 1.0):
         super().__init__()
         self.alpha, self.beta, self.gamma = float(alpha), float(beta), float(gamma)
 
-    def forward(self, pred, target, L):  # noqa: N803
+    def compute(self, p, t, L):  # noqa: N803
         if L is None:
             raise ValueError("ssim-hybrid needs the input L to rebuild the sRGB image")
-        p, t = pred.float(), target.float()
         rgb_pred = lab_to_rgb01(L, p)
         with torch.no_grad():
             rgb_true = lab_to_rgb01(L, t)

@@ -39,6 +39,8 @@ class ColorizationModule(pl.LightningModule):
         self.net = net
         self.val_loss_fn = val_loss
         self.channels_last = channels_last
+        if channels_last:  # before the strategy moves / wraps the net (DDP keeps views of the parameters)
+            net.to(memory_format=torch.channels_last)
         self._val = np.zeros(4)  # psnr sum, ssim sum, loss sum (weighted by images), count
         self._train = np.zeros(2)  # loss sum (weighted by images), count
 
@@ -50,9 +52,6 @@ class ColorizationModule(pl.LightningModule):
         x = scale_L(L)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
-    def on_fit_start(self) -> None:
-        if self.channels_last:
-            self.net.to(memory_format=torch.channels_last)
 
     # ---- train-loss bookkeeping (the epoch mean, available before the checkpoint is written)
     def on_train_epoch_start(self) -> None:

@@ -253,6 +253,11 @@ def _recorder_class():
                          f"val loss {row['val_loss']:.5f}, val PSNR {row['val_psnr']:.2f} dB, "
                          f"val SSIM {row['val_ssim']:.4f} ({self.train_seconds:.0f} s training)")
 
+        def on_exception(self, trainer, pl_module, exception) -> None:
+            if trainer.is_global_zero and (self.folder / "last.ckpt").is_file():
+                self.say(f"stopped ({type(exception).__name__}) in epoch {trainer.current_epoch + 1}; "
+                         f"continue with: chromalab train ... --out {self.folder} --resume")
+
         def _write(self, trainer) -> None:
             path = self.folder / "metrics.csv"
             tmp = path.with_name("metrics.csv.tmp")
@@ -457,6 +462,8 @@ def _fit(cfg: NetConfig, out: Path, resume: bool, progress: bool, log, extra_cal
     t_wall = time.perf_counter()
     trainer.fit(module, datamodule=dm, ckpt_path=str(out / "last.ckpt") if resume else None, weights_only=True)
     wall = time.perf_counter() - t_wall
+    if not trainer.state.finished:
+        raise ChromalabError(f"{out}: training did not finish ({trainer.state.status.value}); continue with --resume")
     if not trainer.is_global_zero:
         return {}
     best_path = best_cb.best_model_path
