@@ -148,6 +148,7 @@ class LFeatures:
             cols = []
             for b in self.blocks:
                 if b == "pca":
+                    assert self.pca_ is not None
                     cols.append(self.pca_.transform(flat))
                 elif b == "pixels":
                     cols.append(flat)
@@ -189,6 +190,7 @@ class LFeatures:
         out = []
         for b in self.blocks:
             if b == "pca":
+                assert self.pca_ is not None
                 out.append(self.pca_.n_components_)
             elif b == "pixels":
                 out.append(self.size_ * self.size_)
@@ -241,7 +243,7 @@ def save_state(folder: str | Path, stem: str, arrays: dict[str, np.ndarray], met
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     npz, js = folder / f"{stem}.npz", folder / f"{stem}.json"
-    np.savez(npz, **{k: np.ascontiguousarray(v) for k, v in arrays.items()})
+    np.savez(npz, **{k: np.ascontiguousarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]
     js.write_text(json.dumps(meta, indent=2))
     return npz, js
 

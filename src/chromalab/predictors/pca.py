@@ -191,8 +191,8 @@ class PCA:
     # ---- state (no pickle) ----
     def get_state(self, prefix: str = "pca.") -> tuple[dict[str, np.ndarray], dict]:
         self._check_fitted()
-        arrays = {f"{prefix}mean": self.mean_, f"{prefix}components": self.components_,
-                  f"{prefix}explained_variance": self.explained_variance_}
+        arrays: dict[str, np.ndarray] = {f"{prefix}mean": self.mean_, f"{prefix}components": self.components_,
+                                         f"{prefix}explained_variance": self.explained_variance_}
         meta = {"format": _FORMAT, "n_components": int(self.n_components), "solver": self.solver,
                 "n_iter": self.n_iter, "oversample": self.oversample, "random_state": self.random_state,
                 "batch_rows": self.batch_rows, "total_variance": self.total_variance_,
@@ -215,7 +215,7 @@ class PCA:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npz")
-        np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
+        np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)  # type: ignore[arg-type]
         os.replace(tmp, path)
         return path
 
