@@ -171,6 +171,11 @@ def resolve_config(arch: str, loss: str | None, preset: str, overrides: dict | N
     return _check(NetConfig(**d), str(path))
 
 
+def _abs(path) -> str:
+    """A data path as written into config.yaml: absolute, so --resume works from any folder."""
+    return str(Path(path).expanduser().absolute())
+
+
 def _devices(v):
     if isinstance(v, str) and v.strip().isdigit():
         return int(v)
@@ -393,7 +398,7 @@ def train_net(model: str, loss: str | None = None, preset: str = "quick", data=N
         _apply(d, overrides or {}, "--set")
         _apply(d, trainer_overrides or {}, "trainer options")
         if data is not None:
-            d["data"] = str(data)
+            d["data"] = _abs(data)
         cfg = _check(NetConfig(**d), "--set")
     else:
         if last.exists() or (out / "run.json").exists():
@@ -402,7 +407,7 @@ def train_net(model: str, loss: str | None = None, preset: str = "quick", data=N
             raise ChromalabError("--loss is required for nets (mse, l1, hybrid, ssim-hybrid)")
         cfg = resolve_config(model, loss, preset, overrides, trainer_overrides)
         if data is not None:
-            cfg.data = str(data)
+            cfg.data = _abs(data)
     out.mkdir(parents=True, exist_ok=True)
     _write_yaml(out / "config.yaml", cfg)
     return _fit(cfg, out, resume=resume, progress=progress, log=log, extra_callbacks=callbacks or [])
