@@ -12,7 +12,7 @@ alternately, several times, and the best of each is kept: on a shared CPU the be
 the least disturbed one. Prints one JSON line; ``ratio`` = achieved training FLOP/s of the
 preset's configuration / fp32 matmul FLOP/s.
 
-    python benchmarks/bench_train_throughput.py [--steps 4] [--rounds 3] [--batch 64]
+    python benchmarks/bench_train_throughput.py [--steps 4] [--rounds 3] [--batch 64] [--threads 1]
 """
 
 from __future__ import annotations
@@ -79,7 +79,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best of each is kept")
     ap.add_argument("--batch", type=int, default=None, help="batch size (default: the preset's)")
     ap.add_argument("--matmul-n", type=int, default=2048)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, = cores)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     cfg = resolve_config("unet", "mse", "full")
     batch = args.batch or cfg.batch_size

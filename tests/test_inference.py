@@ -387,7 +387,11 @@ def test_weights_file_exported_once_then_loaded_without_the_predictor(unet_file,
     from chromalab.predictors.nets import build_net, save_net
 
     torch.manual_seed(1)
-    save_net(unet_file, build_net("unet", width=4, depth=2), {"name": "small"})
+    other = build_net("unet", width=4, depth=2)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(0.25)  # certainly not the fixture's weights, whatever the global RNG did
+    save_net(unet_file, other, {"name": "small"})
     third = Colorizer(str(unet_file))
     assert third.predictor is not None
     assert not np.array_equal(np.asarray(third.colorize_image(im)), np.asarray(second.colorize_image(im)))

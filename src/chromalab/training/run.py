@@ -420,7 +420,8 @@ def _quiet_lightning() -> None:
 
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
     for msg in (r".*Checkpoint directory .* exists and is not empty.*", r".*LeafSpec.*",
-                r".*does not have many workers.*", r".*TreeSpec.*"):
+                r".*does not have many workers.*", r".*TreeSpec.*",
+                r".*Conversion from CIE-LAB.*negative Z values.*"):  # predicted ab outside the sRGB gamut: clipped
         warnings.filterwarnings("ignore", message=msg)
 
 
