@@ -175,3 +175,34 @@ def test_sigkill_mid_epoch_then_resume_from_cli(tmp_path, tiny_zip):
     assert float(after[-1]["train_seconds"]) > float(before[-1]["train_seconds"])
     meta = json.loads((run / "run.json").read_text())
     assert meta["sessions"] == 2 and meta["train_images"] == 4 * 64  # killed epoch's images not counted
+
+
+def test_hflip_flips_l_and_ab_together():
+    from chromalab.training.datamodule import hflip_half
+
+    g = torch.Generator().manual_seed(0)
+    L = torch.arange(8 * 4 * 4, dtype=torch.float32).view(8, 1, 4, 4)  # noqa: N806
+    ab = torch.stack([L[:, 0], -L[:, 0]], dim=1)
+    rgb = L[:, 0, :, :, None].expand(8, 4, 4, 3).to(torch.uint8)  # channels-last image of L
+    L2, ab2, rgb2 = hflip_half((L, ab, rgb), generator=g)  # noqa: N806
+    flipped = [bool((L2[i] == L[i].flip(-1)).all()) for i in range(8)]
+    kept = [bool((L2[i] == L[i]).all()) for i in range(8)]
+    assert all(f != k for f, k in zip(flipped, kept, strict=True)) and 0 < sum(flipped) < 8
+    assert torch.equal(ab2, torch.stack([L2[:, 0], -L2[:, 0]], dim=1))  # ab follows its L
+    assert torch.equal(rgb2, L2[:, 0, :, :, None].expand(8, 4, 4, 3).to(torch.uint8))  # (B, H, W, 3) too
+
+
+def test_datamodule_batches(tiny_zip):
+    from chromalab.color import compose_rgb_uint8
+    from chromalab.training.datamodule import ColorDataModule
+
+    dm = ColorDataModule(data=tiny_zip, batch_size=16, val_limit=20, progress=False)
+    dm.setup()
+    L, ab = next(iter(dm.train_dataloader()))  # noqa: N806
+    assert L.shape == (16, 1, 64, 64) and ab.shape == (16, 2, 64, 64) and L.dtype == torch.float32
+    assert 0 <= float(L.min()) and float(L.max()) <= 100
+    vL, vab, vrgb = next(iter(dm.val_dataloader()))  # noqa: N806
+    assert vL.shape[0] == 20 and vrgb.shape == (20, 64, 64, 3) and vrgb.dtype == torch.uint8
+    # the ground truth rgb is the image the Lab came from
+    rebuilt = compose_rgb_uint8(vL.numpy(), vab.numpy())
+    assert np.abs(rebuilt.astype(int) - vrgb.numpy()).max() <= 1

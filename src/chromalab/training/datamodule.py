@@ -39,14 +39,21 @@ class LabDataset(Dataset):
 
 
 def hflip_half(batch: tuple[torch.Tensor, ...], generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
-    """Mirror a random half (each image with probability 0.5) of a ``(L, ab, ...)`` batch left-right.
+    """Mirror a random half (each image with probability 0.5) of a batch left-right, all its parts alike.
 
-    Only the ``(B, C, H, W)`` tensors are flipped (last axis); all share one mask.
+    ``(B, C, H, W)`` tensors (L, ab) flip their last axis; uint8 ``(B, H, W, 3)`` images their
+    width axis.
     """
     L = batch[0]  # noqa: N806
     mask = torch.rand(L.shape[0], device="cpu", generator=generator) < 0.5
-    mask = mask.to(L.device).view(-1, 1, 1, 1)
-    return tuple(torch.where(mask, t.flip(-1), t) if t.ndim == 4 else t for t in batch)
+    mask = mask.to(L.device)
+
+    def flip(t: torch.Tensor) -> torch.Tensor:
+        axis = 2 if (t.dtype == torch.uint8 and t.shape[-1] == 3) else t.ndim - 1
+        m = mask.view(-1, *([1] * (t.ndim - 1)))
+        return torch.where(m, t.flip(axis), t)
+
+    return tuple(flip(t) for t in batch)
 
 
 class ColorDataModule(pl.LightningDataModule):

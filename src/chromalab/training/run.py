@@ -195,9 +195,12 @@ def _recorder_class():
         file from the checkpoint and continues it.
         """
 
-        def __init__(self, folder: Path, log: Callable[[str], None]):
+        def __init__(self, folder: Path, log: Callable[[str], None], heartbeat_s: float | None = None):
             self.folder = Path(folder)
             self.say = log
+            # without a progress bar (logs, CI), a line every `heartbeat_s` seconds shows the run is alive
+            self.heartbeat_s = heartbeat_s
+            self._last_beat = 0.0
             self.rows: list[dict] = []
             self.train_seconds = 0.0
             self.train_images = 0
@@ -224,9 +227,22 @@ def _recorder_class():
 
         def on_train_epoch_start(self, trainer, pl_module) -> None:
             self._t0 = time.perf_counter()
+            self._last_beat = self._t0
+            self._epoch_images = 0
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-            self.train_images += len(batch[0]) * trainer.world_size
+            n = len(batch[0]) * trainer.world_size
+            self.train_images += n
+            self._epoch_images = getattr(self, "_epoch_images", 0) + n
+            now = time.perf_counter()
+            if self.heartbeat_s and trainer.is_global_zero and now - self._last_beat >= self.heartbeat_s:
+                self._last_beat = now
+                total = trainer.num_training_batches
+                rate = self._epoch_images / max(now - (self._t0 or now), 1e-9)
+                acc = getattr(pl_module, "_train", None)  # this rank's running sum: no collective call here
+                loss = f", loss {acc[0] / acc[1]:.5f}" if acc is not None and acc[1] > 0 else ""
+                self.say(f"  epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: batch {batch_idx + 1:,}/{total}, "
+                         f"{rate:.0f} img/s{loss}")
 
         def _stop_clock(self) -> None:
             if self._t0 is not None:
@@ -443,7 +459,7 @@ def _fit(cfg: NetConfig, out: Path, resume: bool, progress: bool, log, extra_cal
     dm = ColorDataModule(data=cfg.data, size=cfg.size, train_limit=cfg.train_limit, val_limit=cfg.val_limit,
                          test_limit=cfg.test_limit, batch_size=cfg.batch_size, flip=cfg.flip,
                          num_workers=cfg.num_workers, progress=progress)
-    recorder = _recorder_class()(out, log)
+    recorder = _recorder_class()(out, log, heartbeat_s=None if progress else 60.0)
     best_cb = ModelCheckpoint(dirpath=out, filename="best-weights", monitor="val_ssim", mode="max", save_top_k=1,
                               save_weights_only=True, auto_insert_metric_name=False, enable_version_counter=False)
     # the full checkpoint of every epoch, overwritten: what --resume continues from. (Lightning 2.6 writes
