@@ -34,7 +34,16 @@ def test_compare_table_matches_evaluate(tiny_zip, tmp_path):
             assert rows[name][k] == pytest.approx(ev[k], rel=1e-6, abs=1e-9), (name, k)
     assert rows["cnn-mse"]["train_seconds"] > 0
     # a second compare reuses the finished run and the evaluated rows
-    res2 = runner.invoke(app, args)
+    docs = tmp_path / "docs"
+    res2 = runner.invoke(app, [*args, "--publish", str(docs)])
     assert res2.exit_code == 0, res2.output
     assert "reusing evaluated row" in res2.output
-    assert json.loads((out / "results.json").read_text())["rows"] == results["rows"]
+    again = json.loads((out / "results.json").read_text())
+    assert again["rows"] == results["rows"]
+    assert again["meta"]["reused_runs"] == ["cnn-mse"]
+    # --publish: the same report in a docs folder, figures linked from figures/
+    published = json.loads((docs / "results.json").read_text())
+    assert published["rows"] == results["rows"]
+    md = (docs / "RESULTS.md").read_text()
+    assert "](figures/examples.png)" in md and (docs / "figures" / "examples.png").exists()
+    assert "reused" in md and "cnn-mse" in md

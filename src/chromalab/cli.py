@@ -198,12 +198,15 @@ def compare(
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder (runs, table, figures).")] = Path("results"),
     retrain: Annotated[bool, typer.Option("--retrain", help="Retrain finished runs too.")] = False,
     only: Annotated[list[str] | None, typer.Option("--only", help="Only these configurations (repeatable).")] = None,
+    publish: Annotated[Path | None, typer.Option(
+        "--publish", help="Also write RESULTS.md, results.json and figures/ into this folder (e.g. docs).")] = None,
 ) -> None:
     """Train (or reuse) every configuration, evaluate all on the same test images, write the report."""
     from .compare import run_compare
     from .evaluate import format_table
 
-    res = run_compare(preset=preset, data=data, out=out_dir, retrain=retrain, only=only, log=out.print)
+    res = run_compare(preset=preset, data=data, out=out_dir, retrain=retrain, only=only, log=out.print,
+                      publish=publish)
     out.print(format_table(res["rows"], title=f"compare --preset {preset}"))
 
 

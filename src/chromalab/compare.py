@@ -94,7 +94,8 @@ def _train(cfg: Config, plan: ComparePlan, run: Path) -> None:
 
 
 def run_compare(preset: str = "quick", data: str | None = None, out: str | Path = "results",
-                retrain: bool = False, only: list[str] | None = None, log=print) -> dict:
+                retrain: bool = False, only: list[str] | None = None, log=print,
+                publish: str | Path | None = None) -> dict:
     from .data.cache import load_prepared
     from .evaluate import evaluate_split
     from .registry import load_predictor
@@ -114,6 +115,7 @@ def run_compare(preset: str = "quick", data: str | None = None, out: str | Path 
 
     rows = []
     predictors = {}
+    reused: list[str] = []
     for i, cfg in enumerate(configs, 1):
         run = plan.out / "runs" / cfg.name
         row_file = plan.out / "rows" / f"{cfg.name}.json"
@@ -126,6 +128,9 @@ def run_compare(preset: str = "quick", data: str | None = None, out: str | Path 
             if not _run_finished(run):
                 row_file.unlink(missing_ok=True)
                 _train(cfg, plan, run)
+            else:
+                reused.append(cfg.name)
+                log(f"    reusing finished run {run}")
             meta = json.loads((run / "run.json").read_text())
             train_seconds = meta.get("train_seconds")
             spec = str(run)
@@ -159,6 +164,10 @@ def run_compare(preset: str = "quick", data: str | None = None, out: str | Path 
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "cpus": __import__("os").cpu_count()},
         "wall_seconds": None,
+        # runs that were already finished in OUT/runs when this command started (trained by an
+        # earlier compare or `chromalab train` with the same preset): their training is not in wall_seconds
+        "reused_runs": reused,
+        "train_seconds_total": round(sum(r.get("train_seconds") or 0.0 for r in rows), 1),
         "study_rows": STUDY_ROWS,
     }
     from .report import make_figures, write_tables
@@ -168,6 +177,11 @@ def run_compare(preset: str = "quick", data: str | None = None, out: str | Path 
     meta["wall_seconds"] = round(time.perf_counter() - t_start, 1)
     write_tables(results, plan.out, figures)
     log(f"wrote {plan.out / 'results.md'}, results.csv, results.json, index.html")
+    if publish is not None:
+        from .report import publish as _publish
+
+        written = _publish(results, plan.out, Path(publish), figures)
+        log(f"published {', '.join(str(w) for w in written)}")
     return results
 
 

@@ -172,9 +172,31 @@ def write_tables(results: dict, out: Path, figures: dict[str, str]) -> None:
     (out / "index.html").write_text(html_page(results, out, figures))
 
 
+def publish(results: dict, out: Path, docs: Path, figures: dict[str, str]) -> list[Path]:
+    """Copy the report into a documentation folder: ``RESULTS.md``, ``results.json`` and the
+    figures under ``figures/`` (links rewritten). Nothing is retyped: the same generated text."""
+    docs = Path(docs)
+    (docs / "figures").mkdir(parents=True, exist_ok=True)
+    figs = {}
+    for k, f in figures.items():
+        src = Path(out) / f
+        if src.exists():
+            shutil.copyfile(src, docs / "figures" / Path(f).name)
+            figs[k] = f"figures/{Path(f).name}"
+    (docs / "RESULTS.md").write_text(markdown(results, figs))
+    (docs / "results.json").write_text(json.dumps(results, indent=2))
+    return [docs / "RESULTS.md", docs / "results.json", *(docs / v for v in figs.values())]
+
+
 def _meta_lines(meta: dict) -> list[str]:
     src = meta["data_source"]
     ss = meta["split_sizes"]
+    reused = meta.get("reused_runs") or []
+    extra = []
+    if reused:
+        extra.append(f"- runs already finished in the output folder and reused (their training time is not in the "
+                     f"wall time above; it is in the train s column, {_fmt('train_seconds', meta.get('train_seconds_total'))}"
+                     f" s in all): {', '.join(reused)}")
     return [
         f"- command: `{meta['command']}`",
         f"- date: {meta['date']}; commit: {meta.get('commit') or 'unknown'}; wall time: "
@@ -183,6 +205,7 @@ def _meta_lines(meta: dict) -> list[str]:
         f"- splits: train {ss['train']:,}, val {ss['val']:,}, test evaluated {ss['test_evaluated']:,} "
         f"(of {ss['test_total']:,}); near-gray/grayscale originals excluded: {meta['excluded']:,}",
         f"- machine: {meta['machine']['platform']}, {meta['machine']['cpus']} CPUs, Python {meta['machine']['python']}",
+        *extra,
     ]
 
 
