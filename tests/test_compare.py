@@ -11,12 +11,12 @@ runner = CliRunner()
 def test_compare_table_matches_evaluate(tiny_zip, tmp_path):
     out = tmp_path / "cmp"
     args = ["compare", "--preset", "quick", "--data", str(tiny_zip), "--out", str(out),
-            "--only", "gray", "--only", "mean-ab", "--only", "cnn-mse"]
+            "--only", "gray", "--only", "mean-ab", "--only", "pca-ceiling", "--only", "cnn-mse"]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     results = json.loads((out / "results.json").read_text())
     rows = {r["name"]: r for r in results["rows"]}
-    assert set(rows) == {"gray", "mean-ab", "cnn-mse"}
+    assert set(rows) == {"gray", "mean-ab", "pca-ceiling", "cnn-mse"}
     for f in ("results.md", "results.csv", "index.html", "examples.png", "bars.png"):
         assert (out / f).exists(), f
     html = (out / "index.html").read_text()

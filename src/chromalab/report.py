@@ -67,14 +67,16 @@ def _examples(path: Path, test, predictors: dict, data) -> None:
 
     n = len(test)
     idx = np.linspace(0, n - 1, min(N_EXAMPLES, n)).round().astype(int)
-    L, _ab, rgb = test.get(idx)  # noqa: N806
+    L, ab_true, rgb = test.get(idx)  # noqa: N806
     gray = compose_rgb_uint8(L, np.zeros((len(L), 2, *L.shape[2:]), np.float32))
     cols = [("input (L)", gray)]
     for name, spec in predictors.items():
         if name == "gray":
             continue
         pred = load_predictor(spec, data=data, progress=False)
-        cols.append((name, compose_rgb_uint8(L, pred.predict_ab(L))))
+        oracle = getattr(pred, "predict_ab_oracle", None)  # the PCA ceiling reconstructs the true ab
+        ab = oracle(L, ab_true) if oracle is not None else pred.predict_ab(L)
+        cols.append((name, compose_rgb_uint8(L, ab)))
     cols.append(("ground truth", rgb))
     s = L.shape[-1]
     head = 28
