@@ -105,7 +105,7 @@ def test_overfits_one_batch(name):
 
 
 def test_build_net_registry():
-    assert set(ARCHS) == {"cnn", "unet"}
+    assert set(ARCHS) == {"cnn", "unet", "vivid"}
     net = build_net("unet", width=4, depth=2, residual=True)
     assert isinstance(net, UNet) and net.arch_kwargs["residual"] is True
     with pytest.raises(ModelError, match="unknown architecture 'resnet'"):

@@ -60,14 +60,18 @@ def test_resolve_config_precedence(tmp_path):
         resolve_config("unet", "mse", "fastest")
     with pytest.raises(ChromalabError, match="not a multiple of 2\\*\\*depth"):
         resolve_config("unet", "mse", "quick", overrides={"depth": 7})
-    for p in ("quick", "full"):  # the shipped presets resolve for all 8 configurations
+    for p in ("quick", "full"):  # the shipped presets resolve for all 8 configurations, pix2pix and vivid
         for arch in ("cnn", "unet"):
             for loss in ("mse", "l1", "hybrid", "ssim-hybrid"):
                 assert resolve_config(arch, loss, p).loss == loss
+        assert resolve_config("pix2pix", None, p).loss == "gan-l1"
+        assert resolve_config("vivid", None, p).loss == "rebalanced-ce"
 
 
 def test_planned_and_bad_calls(tmp_path, tiny_zip):
-    with pytest.raises(ChromalabError, match="'pix2pix' is not yet available"):
+    with pytest.raises(ChromalabError, match="unknown net 'resnet'"):
+        train_net("resnet", loss="mse", out=tmp_path / "r")
+    with pytest.raises(ChromalabError, match="pix2pix trains on its own loss"):
         train_net("pix2pix", loss="mse", out=tmp_path / "r")
     with pytest.raises(ChromalabError, match="nothing to resume"):
         train_net("unet", loss="mse", out=tmp_path / "empty", resume=True)

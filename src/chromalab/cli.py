@@ -131,12 +131,15 @@ def evaluate(
     limit: Annotated[int | None, typer.Option(help="Only the first N images of the split.")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the metrics as JSON here.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per batch.")] = None,
+    temperature: Annotated[float | None, typer.Option(
+        "--temperature", help="Vivid models: T of the annealed-mean decoding (default: the model's, 0.38).")] = None,
 ) -> None:
     """Evaluate a model: PSNR, SSIM, MSE, L1, R², colourfulness."""
     from .evaluate import evaluate_images, evaluate_split, format_table
+    from .predictors.nets import set_temperature
     from .registry import load_predictor
 
-    pred = load_predictor(model, data=data)
+    pred = set_temperature(load_predictor(model, data=data), temperature)
     if images is not None:
         res = evaluate_images(pred, images, batch_size=batch_size)
         for line in res.get("unreadable_files", [])[:10]:
@@ -163,7 +166,7 @@ def evaluate(
 def train(
     model: Annotated[str, typer.Argument(help="linear | svr | cnn | unet | pix2pix | vivid")],
     out_dir: Annotated[Path, typer.Option("--out", help="Run folder to write.")],
-    loss: Annotated[str | None, typer.Option(help="Nets: mse | l1 | hybrid | ssim-hybrid.")] = None,
+    loss: Annotated[str | None, typer.Option(help="cnn / unet: mse | l1 | hybrid | ssim-hybrid (pix2pix and vivid have their own).")] = None,
     preset: Annotated[str, typer.Option(help="Classical: seed | quick. Nets: quick | full.")] = "quick",
     data: DataOpt = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the run's last checkpoint.")] = False,
@@ -222,6 +225,8 @@ def colorize(
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 16,
     work_size: Annotated[int | None, typer.Option("--work-size", help="Long side of the L the net sees (default: its training size, 64).")] = None,
     backend: Annotated[str, typer.Option("--backend", help="auto | onnx | torch | numpy.")] = "auto",
+    temperature: Annotated[float | None, typer.Option(
+        "--temperature", help="Vivid models: T of the annealed mean; lower is more colourful (default 0.38).")] = None,
 ) -> None:
     """Colorize photos of any size: files and folders, progress bar, one-line summary; exit 1 if any failed.
 
@@ -231,7 +236,8 @@ def colorize(
     from .inference import colorize_cli
 
     code = colorize_cli(paths, output=output, model=model, overwrite=overwrite, side_by_side=side_by_side,
-                        max_pixels=max_pixels, batch_size=batch_size, work_size=work_size, backend=backend)
+                        max_pixels=max_pixels, batch_size=batch_size, work_size=work_size, backend=backend,
+                        temperature=temperature)
     raise typer.Exit(code)
 
 

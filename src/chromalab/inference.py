@@ -922,11 +922,17 @@ def _frames_note(label: str, n: int) -> str:
 
 def colorize_cli(paths, output=None, model="default", overwrite: bool = False, side_by_side: bool = False,
                  max_pixels: int | None = None, batch_size: int = 16, work_size: int | None = None,
-                 backend: str = "auto", progress: bool = True) -> int:
+                 backend: str = "auto", progress: bool = True, temperature: float | None = None) -> int:
     """``chromalab colorize``: files and folders in, PNGs out, one line per problem, a summary line.
 
+    ``temperature``: T of a vivid model's annealed mean (an error for other models).
     Returns the exit code: 0, or 1 when any input failed (skipped outputs are not failures).
     """
+    if temperature is not None:  # checked before any work; the model is then passed as a predictor
+        from .predictors.nets import set_temperature
+        from .registry import load_predictor
+
+        model = set_temperature(load_predictor(model, progress=False), temperature)
     from rich.console import Console
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -2,7 +2,9 @@
 
 A new model plugs in here and shows up in `evaluate`, `compare`, `colorize`, `models`
 and the web page. Run folders and weights files load through :data:`RUN_LOADERS`,
-keyed by the ``kind`` written in the run's ``run.json``.
+keyed by the ``kind`` written in the run's ``run.json``. pix2pix and vivid runs are of kind
+``net`` (a pix2pix run exports its generator, a plain U-Net; a vivid file is recognised by
+its ``arch`` metadata); their bundled entries are listed once their weights ship.
 """
 
 from __future__ import annotations
@@ -75,7 +77,12 @@ REGISTRY: dict[str, ModelEntry] = {
         _pca_ceiling, needs_data=True,
     ),
     "default": ModelEntry("default", "bundled U-Net (the default colorizer)", _bundled("default"), group="bundled"),
-    "vivid": ModelEntry("vivid", "bundled vivid (anti-desaturation) model", _bundled("vivid"), group="bundled"),
+    "vivid": ModelEntry(
+        "vivid", "bundled vivid model: U-Net classifying ab bins, rebalanced, annealed mean (T = 0.38)",
+        _bundled("vivid"), group="bundled",
+    ),
+    "pix2pix": ModelEntry("pix2pix", "bundled pix2pix cGAN generator (U-Net, GAN + 100·L1)", _bundled("pix2pix"),
+                          group="bundled"),
 }
 
 

@@ -5,9 +5,14 @@ They know nothing of Lightning, losses or data: ``training/module.py`` receives 
 
 * ``net_stride``: H and W must be multiples of it (``2 ** depth``);
 * ``arch_kwargs``: the constructor arguments, so weights files can rebuild it.
+
+The vivid net (:class:`VividNet`) keeps that contract in ``forward`` and adds ``logits``; the
+PatchGAN discriminator (:class:`PatchGAN`) judges (L, ab) pairs for the pix2pix cGAN.
 """
 
 from .cnn import CNN
+from .patchgan import PatchGAN
 from .unet import UNet
+from .vivid import VividNet
 
-__all__ = ["CNN", "UNet"]
+__all__ = ["CNN", "PatchGAN", "UNet", "VividNet"]

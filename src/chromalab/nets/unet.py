@@ -43,16 +43,23 @@ class UNet(nn.Module):
         depth: number of down (and up) steps; H, W must be multiples of ``2**depth``.
         residual: residual double-conv blocks (the "enhanced" U-Net).
         out_act: ``none`` or ``tanh`` on the predicted (scaled) ab.
+        out_channels: channels of the head; 2 (scaled ab, the default) for every regression net;
+            the vivid model uses the same body with one logit per ab bin (``Q`` channels).
 
-    Shapes: ``(B, 1, H, W)`` scaled L (0..1) -> ``(B, 2, H, W)`` scaled ab (about -1..1).
-    Level i has ``w·2^i`` channels at ``(H/2^i, W/2^i)``.
+    Shapes: ``(B, 1, H, W)`` scaled L (0..1) -> ``(B, out_channels, H, W)``: scaled ab (about -1..1)
+    when ``out_channels == 2``. Level i has ``w·2^i`` channels at ``(H/2^i, W/2^i)``.
     """
 
-    def __init__(self, width: int = 16, depth: int = 3, residual: bool = False, out_act: str = "none"):
+    def __init__(self, width: int = 16, depth: int = 3, residual: bool = False, out_act: str = "none",
+                 out_channels: int = 2):
         super().__init__()
         if width < 1 or depth < 1:
             raise ValueError(f"width and depth must be positive, got width={width}, depth={depth}")
+        if out_channels < 1:
+            raise ValueError(f"out_channels must be positive, got {out_channels}")
         self.arch_kwargs = {"width": width, "depth": depth, "residual": residual, "out_act": out_act}
+        if out_channels != 2:  # the default stays out, so existing weights files' metadata is unchanged
+            self.arch_kwargs["out_channels"] = out_channels
         self.net_stride = 2**depth
         chans = [width * 2**i for i in range(depth + 1)]
         self.stem = DoubleConv(1, width, residual)  # (B, 1, H, W) -> (B, w, H, W)
@@ -66,11 +73,15 @@ class UNet(nn.Module):
             nn.ConvTranspose2d(chans[i + 1], chans[i], 2, stride=2) for i in reversed(range(depth))
         )
         self.up = nn.ModuleList(DoubleConv(2 * chans[i], chans[i], residual) for i in reversed(range(depth)))
-        self.head = nn.Conv2d(width, 2, 1)  # (B, w, H, W) -> (B, 2, H, W)
+        self.head = nn.Conv2d(width, out_channels, 1)  # (B, w, H, W) -> (B, out_channels, H, W)
         self.act = output_activation(out_act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, 1, H, W)`` -> ``(B, 2, H, W)``."""
+        """``(B, 1, H, W)`` -> ``(B, out_channels, H, W)`` (``(B, 2, H, W)`` by default)."""
+        return self.act(self.head(self.features(x)))  # (B, out_channels, H, W)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, H, W)`` -> ``(B, w, H, W)``: the last decoder block's output, before the 1x1 head."""
         h = self.stem(x)  # (B, w, H, W)
         skips = [h]
         for down in self.down:
@@ -81,4 +92,4 @@ class UNet(nn.Module):
             h = upsample(h)  # (B, C, H', W') -> (B, C/2, 2H', 2W')
             h = torch.cat([h, skips.pop()], dim=1)  # + skip (B, C/2, 2H', 2W') -> (B, C, 2H', 2W')
             h = up(h)  # (B, C, 2H', 2W') -> (B, C/2, 2H', 2W')
-        return self.act(self.head(h))  # (B, 2, H, W)
+        return h  # (B, w, H, W)

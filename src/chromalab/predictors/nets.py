@@ -4,6 +4,11 @@ A weights file holds the net's ``state_dict`` plus JSON strings in the safetenso
 metadata: ``arch``, ``arch_kwargs``, ``input_size``, ``loss``, ``config`` (the resolved
 training config) and ``format``. :func:`load_net` rebuilds the net from ``arch`` and
 ``arch_kwargs`` through :data:`ARCHS` (an explicit dict; no string imports).
+
+A ``vivid`` file (arch ``vivid``: a :class:`~chromalab.nets.VividNet`, bin centres in its
+``centres`` tensor, default temperature in ``arch_kwargs``) loads as a :class:`VividPredictor`,
+whose ``temperature`` changes the annealed-mean decoding. A pix2pix run exports only its
+generator, a plain ``unet`` file.
 """
 
 from __future__ import annotations
@@ -16,8 +21,8 @@ import torch
 from torch import nn
 
 from ..color import scale_L, unscale_ab
-from ..errors import ModelError
-from ..nets import CNN, UNet
+from ..errors import ChromalabError, ModelError
+from ..nets import CNN, UNet, VividNet
 from .base import Predictor
 
 WEIGHTS_FORMAT = "chromalab-net/1"
@@ -25,11 +30,12 @@ WEIGHTS_FORMAT = "chromalab-net/1"
 ARCHS: dict[str, type[nn.Module]] = {
     "cnn": CNN,
     "unet": UNet,
+    "vivid": VividNet,
 }
 
 
 def build_net(arch: str, **kwargs) -> nn.Module:
-    """A fresh net by architecture name (``cnn``, ``unet``) and constructor arguments."""
+    """A fresh net by architecture name (``cnn``, ``unet``, ``vivid``) and constructor arguments."""
     if arch not in ARCHS:
         raise ModelError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHS)})")
     return ARCHS[arch](**kwargs)
@@ -85,6 +91,40 @@ class NetPredictor(Predictor):
             "loss": self.meta.get("loss"),
             "parameters": int(sum(p.numel() for p in self.net.parameters())),
         }
+
+
+class VividPredictor(NetPredictor):
+    """A :class:`~chromalab.nets.VividNet` as a predictor; ``temperature`` sets T of the annealed mean."""
+
+    @property
+    def temperature(self) -> float:
+        return float(self.net.temperature)
+
+    @temperature.setter
+    def temperature(self, t: float) -> None:
+        t = float(t)
+        if not (t > 0 and np.isfinite(t)):
+            raise ChromalabError(f"{self.name}: temperature must be a positive number, got {t}")
+        self.net.temperature = t
+
+    def describe(self) -> dict:
+        return {**super().describe(), "temperature": self.temperature, "n_bins": int(self.net.n_bins)}
+
+
+def wrap_net(net: nn.Module, input_size: int | None = 64, name: str = "net", meta: dict | None = None) -> NetPredictor:
+    """The predictor class that fits ``net``: :class:`VividPredictor` for a vivid net, else :class:`NetPredictor`."""
+    cls = VividPredictor if isinstance(net, VividNet) else NetPredictor
+    return cls(net, input_size=input_size, name=name, meta=meta)
+
+
+def set_temperature(pred: Predictor, temperature: float | None) -> Predictor:
+    """Set T of a vivid model's annealed mean (None: leave it). Other models: a one-line error."""
+    if temperature is None:
+        return pred
+    if not isinstance(pred, VividPredictor):
+        raise ChromalabError(f"--temperature applies only to vivid models; {pred.name!r} is a {type(pred).__name__}")
+    pred.temperature = temperature
+    return pred
 
 
 def arch_of(net: nn.Module) -> str:
@@ -152,7 +192,7 @@ def load_net(path, name: str | None = None) -> NetPredictor:
         raise ModelError(f"{path}: weights do not fit a {meta['arch']} {meta.get('arch_kwargs')} ({e})") from None
     if name is None:
         name = meta.get("name") or (path.parent.name if path.stem == "best" else path.stem)
-    return NetPredictor(net, input_size=meta.get("input_size", 64), name=str(name), meta=meta)
+    return wrap_net(net, input_size=meta.get("input_size", 64), name=str(name), meta=meta)
 
 
 def bundled_path(name: str) -> Path:
@@ -163,5 +203,8 @@ def load_bundled(name: str) -> NetPredictor:
     """A model shipped in the package (``src/chromalab/weights/{name}.safetensors``)."""
     p = bundled_path(name)
     if not p.is_file():
-        raise ModelError(f"bundled model {name!r} is not installed ({p} is missing)")
+        hint = ""
+        if name in ("vivid", "pix2pix"):
+            hint = f"; train one with `chromalab train {name} --preset full --out DIR` and pass the run folder DIR"
+        raise ModelError(f"bundled model {name!r} is not installed ({p} is missing){hint}")
     return load_net(p, name=name)

@@ -7,8 +7,9 @@
 * :class:`RegressionModule`: CNN / U-Net trained on one loss (automatic optimization,
   AdamW + OneCycle / cosine schedule).
 
-A GAN module (pix2pix) subclasses :class:`ColorizationModule` with manual optimization and
-a discriminator of its own; the validation metrics and the run folder stay the same.
+The GAN module (pix2pix, :mod:`chromalab.training.gan`) and the vivid classifier
+(:mod:`chromalab.training.vivid`) subclass :class:`ColorizationModule`; the validation
+metrics and the run folder stay the same.
 """
 
 from __future__ import annotations
@@ -68,12 +69,24 @@ class ColorizationModule(pl.LightningModule):
     def on_validation_epoch_start(self) -> None:
         self._val[:] = 0
 
-    def validation_step(self, batch, batch_idx: int) -> None:
-        L, ab, rgb = batch  # noqa: N806
+    def val_outputs(self, L: torch.Tensor, ab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: N803
+        """Validation batch -> (predicted scaled ab ``(B, 2, H, W)``, scalar ``val_loss``).
+
+        Subclasses whose loss is not on ab (the vivid model's cross-entropy) override this.
+        """
         pred = self.net(self.net_input(L))
         target = scale_ab(ab)
         vloss = self.val_loss_fn(pred, target, L) if self.val_loss_fn is not None else nn.functional.mse_loss(
             pred.float(), target.float())
+        return pred, vloss
+
+    def extra_epoch_metrics(self) -> dict[str, float]:
+        """Per-epoch values beyond the common columns (the GAN's D / G losses); written to metrics.csv."""
+        return {}
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        L, ab, rgb = batch  # noqa: N806
+        pred, vloss = self.val_outputs(L, ab)
         ab_pred = unscale_ab(pred.float()).cpu().numpy()
         rgb_true = rgb.cpu().numpy()
         rgb_pred = compose_rgb_uint8(L.float().cpu().numpy(), ab_pred)

@@ -1,15 +1,23 @@
-"""``chromalab train cnn|unet``: config -> Lightning fit -> a run folder.
+"""``chromalab train cnn|unet|pix2pix|vivid``: config -> Lightning fit -> a run folder.
 
 A run folder (``--out``) holds::
 
     config.yaml        the resolved config (preset + --set overrides + trainer options)
     metrics.csv        one row per epoch: train / val loss, val PSNR / SSIM (canonical), lr, time, session
-    loss.png           train and val loss per epoch (and val PSNR / SSIM)
+                       (pix2pix adds d_loss and g_loss columns; its ``step`` counts optimizer steps,
+                       two per batch: D and G)
+    loss.png           train and val loss per epoch (and val PSNR / SSIM; pix2pix: D and G losses)
+    prior.json         vivid only: the ab-bin frequencies of the training split and the class weights
     last.ckpt          the last full checkpoint (resume from it with --resume)
     best-weights.ckpt  weights of the epoch with the best val SSIM (Lightning, weights only)
     best.safetensors   those weights exported with the resolved config (what `evaluate` loads)
     test.json          evaluate_split on the test split with the best weights
     run.json           {"kind": "net", "arch", "loss", "train_seconds", "images_per_second", ...}
+
+Families: ``cnn`` and ``unet`` train on a regression loss (``--loss``); ``pix2pix`` (U-Net generator
++ PatchGAN, :mod:`chromalab.training.gan`) and ``vivid`` (U-Net classifying ab bins,
+:mod:`chromalab.training.vivid`) have their own loss and take no ``--loss``. A pix2pix run
+exports only its generator (a plain ``unet`` weights file); a vivid run a ``vivid`` file.
 
 Config resolution (later wins): :class:`NetConfig` defaults < the preset's ``common`` section <
 its ``<arch>`` section < its ``loss: {<loss>: ...}`` section < ``--set key=value`` < the
@@ -37,15 +45,24 @@ from typing import Any
 from ..errors import ChromalabError
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-NET_FAMILIES = ("cnn", "unet")
-PLANNED_FAMILIES = {"pix2pix": "issue 8 (pix2pix cGAN)", "vivid": "issue 8 (vivid model)"}
+NET_FAMILIES = ("cnn", "unet", "pix2pix", "vivid")
+PLANNED_FAMILIES: dict[str, str] = {}
+"""Families announced on the command line but not implemented yet (name -> where they are planned)."""
+FIXED_LOSS = {"pix2pix": "gan-l1", "vivid": "rebalanced-ce"}
+"""Families with their own loss (no --loss): the name written in config.yaml and run.json."""
+NET_ARCH = {"cnn": "cnn", "unet": "unet", "pix2pix": "unet", "vivid": "vivid"}
+"""Family -> the architecture of the exported net (predictors.nets.ARCHS)."""
 ARCH_KWARGS: dict[str, tuple[str, ...]] = {
     "cnn": ("width", "depth", "out_act"),
     "unet": ("width", "depth", "residual", "out_act"),
+    "pix2pix": ("width", "depth", "residual", "out_act"),  # the generator
+    "vivid": ("width", "depth", "residual", "bin_size", "temperature"),
 }
 RESUME_FREE = frozenset({"num_threads", "num_workers", "test_limit", "data", "channels_last", "accelerator", "devices",
                          "strategy", "precision"})
 """Config keys --resume may change; the rest would change the schedule or the data mid-run."""
+TRACE_POINTS_PER_EPOCH = 50
+"""GAN runs: about this many points per epoch of the D / G losses in loss.png."""
 METRIC_COLUMNS = ("epoch", "step", "train_loss", "val_loss", "val_psnr", "val_ssim", "lr",
                   "train_seconds", "session")
 
@@ -83,6 +100,18 @@ class NetConfig:
     num_threads: int | None = None
     limit_train_batches: float | int | None = None
     channels_last: bool = False
+    # pix2pix (ignored by the other families)
+    gan_lambda: float = 100.0  # weight of the L1 term in the generator's loss
+    d_width: int = 64  # PatchGAN channels of the first layer (then 2x, 4x)
+    beta1: float = 0.5  # Adam beta1 of both networks (beta2 = 0.999)
+    # vivid (ignored by the other families)
+    bin_size: int = 10  # ab bin size, Lab units
+    temperature: float = 0.38  # annealed-mean T used for validation / test and stored as the default
+    rebalance: float = 0.5  # lambda of the class rebalancing
+    prior_sigma: float = 5.0  # Gaussian smoothing of the bin frequencies, ab units
+    soft_sigma: float = 5.0  # Gaussian width of the soft-encoded targets, ab units
+    soft_k: int = 5  # bins per soft-encoded target
+    prior_images: int = 4096  # train images (spread evenly) counted for the bin frequencies
     # Lightning Trainer, passed straight through
     accelerator: str = "auto"
     devices: Any = "auto"
@@ -91,6 +120,10 @@ class NetConfig:
 
     def arch_kwargs(self) -> dict:
         return {k: getattr(self, k) for k in ARCH_KWARGS[self.arch]}
+
+    def net_arch(self) -> str:
+        """Architecture of the net this run trains and exports (pix2pix: its U-Net generator)."""
+        return NET_ARCH[self.arch]
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(NetConfig)}
@@ -133,9 +166,12 @@ def _check(cfg: NetConfig, where: str) -> NetConfig:
 
     if cfg.arch not in NET_FAMILIES:
         raise ChromalabError(f"{where}: unknown arch {cfg.arch!r} (choose from {', '.join(NET_FAMILIES)})")
-    if cfg.loss not in LOSSES:
+    if cfg.arch in FIXED_LOSS:
+        if cfg.loss != FIXED_LOSS[cfg.arch]:
+            raise ChromalabError(f"{where}: {cfg.arch} trains on its own loss ({FIXED_LOSS[cfg.arch]}), not {cfg.loss!r}")
+    elif cfg.loss not in LOSSES:
         raise ChromalabError(f"{where}: unknown loss {cfg.loss!r} (choose from {', '.join(LOSSES)})")
-    for k in ("width", "depth", "epochs", "batch_size", "size"):
+    for k in ("width", "depth", "epochs", "batch_size", "size", "d_width", "bin_size", "soft_k", "prior_images"):
         v = getattr(cfg, k)
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ChromalabError(f"{where}: {k} must be a positive integer, got {v!r}")
@@ -145,6 +181,12 @@ def _check(cfg: NetConfig, where: str) -> NetConfig:
             raise ChromalabError(f"{where}: {k} must be a positive integer or null, got {v!r}")
     if cfg.size % 2**cfg.depth:
         raise ChromalabError(f"{where}: size {cfg.size} is not a multiple of 2**depth = {2**cfg.depth}")
+    for k in ("temperature", "prior_sigma", "soft_sigma"):
+        v = getattr(cfg, k)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+            raise ChromalabError(f"{where}: {k} must be a positive number, got {v!r}")
+    if isinstance(cfg.rebalance, bool) or not isinstance(cfg.rebalance, (int, float)) or not 0 <= cfg.rebalance <= 1:
+        raise ChromalabError(f"{where}: rebalance must be a number in [0, 1], got {cfg.rebalance!r}")
     if not isinstance(cfg.loss_weights, dict):
         raise ChromalabError(f"{where}: loss_weights must be a mapping, e.g. {{gamma: 2.0}}")
     return cfg
@@ -163,7 +205,11 @@ def resolve_config(arch: str, loss: str | None, preset: str, overrides: dict | N
     d["preset"] = preset
     _apply(d, y.get("common") or {}, f"{path} [common]")
     _apply(d, y.get(arch) or {}, f"{path} [{arch}]")
-    if loss is not None:
+    if arch in FIXED_LOSS:
+        if loss is not None and loss != FIXED_LOSS[arch]:
+            raise ChromalabError(f"{arch} trains on its own loss ({FIXED_LOSS[arch]}); leave out --loss")
+        d["loss"] = FIXED_LOSS[arch]
+    elif loss is not None:
         d["loss"] = loss
     _apply(d, (y.get("loss") or {}).get(d["loss"]) or {}, f"{path} [loss.{d['loss']}]")
     _apply(d, overrides or {}, "--set")
@@ -202,6 +248,8 @@ def _recorder_class():
             self.heartbeat_s = heartbeat_s
             self._last_beat = 0.0
             self.rows: list[dict] = []
+            # within-epoch points of the GAN losses (pix2pix): {"epoch": fractional epoch, "d_loss", "g_loss"}
+            self.trace: list[dict] = []
             self.train_seconds = 0.0
             self.train_images = 0
             self.session = 0
@@ -209,10 +257,11 @@ def _recorder_class():
 
         def state_dict(self) -> dict:
             return {"rows": self.rows, "train_seconds": self.train_seconds,
-                    "train_images": self.train_images, "session": self.session}
+                    "train_images": self.train_images, "session": self.session, "trace": self.trace}
 
         def load_state_dict(self, state: dict) -> None:
             self.rows = list(state.get("rows", []))
+            self.trace = list(state.get("trace", []))
             self.train_seconds = float(state.get("train_seconds", 0.0))
             self.train_images = int(state.get("train_images", 0))
             self.session = int(state.get("session", 0))
@@ -229,10 +278,19 @@ def _recorder_class():
             self._t0 = time.perf_counter()
             self._last_beat = self._t0
             self._epoch_images = 0
+            self.trace = [t for t in self.trace if t["epoch"] <= trainer.current_epoch]  # a killed epoch's points go
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
             n = len(batch[0]) * trainer.world_size
             self.train_images += n
+            take = getattr(pl_module, "take_window", None)  # GAN: mean D / G losses since the last point
+            total = trainer.num_training_batches
+            if take is not None and isinstance(total, int) and total > 0:
+                every = max(1, total // TRACE_POINTS_PER_EPOCH)
+                if (batch_idx + 1) % every == 0 or batch_idx + 1 == total:
+                    point = take()
+                    if point:
+                        self.trace.append({"epoch": trainer.current_epoch + (batch_idx + 1) / total, **point})
             self._epoch_images = getattr(self, "_epoch_images", 0) + n
             now = time.perf_counter()
             if self.heartbeat_s and trainer.is_global_zero and now - self._last_beat >= self.heartbeat_s:
@@ -267,12 +325,17 @@ def _recorder_class():
                 "val_psnr": get("val_psnr"), "val_ssim": get("val_ssim"), "lr": lr,
                 "train_seconds": round(self.train_seconds, 3), "session": self.session,
             }
+            extra = getattr(pl_module, "extra_epoch_metrics", None)
+            if extra is not None:
+                row.update(extra())
             self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]
             if trainer.is_global_zero:
                 self._write(trainer)
+                gan = (f", D loss {row['d_loss']:.4f}, G adversarial loss {row['g_loss']:.4f}"
+                       if "d_loss" in row else "")
                 self.say(f"epoch {row['epoch'] + 1}/{trainer.max_epochs}: train loss {row['train_loss']:.5f}, "
                          f"val loss {row['val_loss']:.5f}, val PSNR {row['val_psnr']:.2f} dB, "
-                         f"val SSIM {row['val_ssim']:.4f} ({self.train_seconds:.0f} s training)")
+                         f"val SSIM {row['val_ssim']:.4f}{gan} ({self.train_seconds:.0f} s training)")
 
         def on_exception(self, trainer, pl_module, exception) -> None:
             if trainer.is_global_zero and (self.folder / "last.ckpt").is_file():
@@ -282,27 +345,43 @@ def _recorder_class():
         def _write(self, trainer) -> None:
             path = self.folder / "metrics.csv"
             tmp = path.with_name("metrics.csv.tmp")
+            columns = metric_columns(self.rows)
             with tmp.open("w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=METRIC_COLUMNS)
+                w = csv.DictWriter(f, fieldnames=columns)
                 w.writeheader()
                 for r in self.rows:
-                    w.writerow({k: r.get(k) for k in METRIC_COLUMNS})
+                    w.writerow({k: r.get(k) for k in columns})
             tmp.replace(path)
             if self.rows:
-                plot_losses(self.rows, self.folder / "loss.png")
+                plot_losses(self.rows, self.folder / "loss.png", trace=self.trace)
 
     return RunRecorder
 
 
-def plot_losses(rows: list[dict], path: Path) -> None:
-    """train / val loss per epoch (left) and val PSNR / SSIM (right) -> PNG."""
+def metric_columns(rows: list[dict]) -> list[str]:
+    """The columns of metrics.csv: :data:`METRIC_COLUMNS`, then the extra ones the rows carry
+    (pix2pix: ``d_loss``, ``g_loss``) in the order they first appear. Regression runs: unchanged."""
+    cols = list(METRIC_COLUMNS)
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    return cols
+
+
+def plot_losses(rows: list[dict], path: Path, trace: list[dict] | None = None) -> None:
+    """train / val loss per epoch (left), val PSNR / SSIM (middle) and, when the rows have them
+    (pix2pix), the discriminator and generator adversarial losses (right): lines through the
+    within-epoch ``trace`` points (about 50 per epoch), markers at the epoch means -> PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     ep = [r["epoch"] + 1 for r in rows]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    gan = any("d_loss" in r for r in rows)
+    if gan:
+        fig, (a1, a2, a4) = plt.subplots(1, 3, figsize=(13.5, 3.4))
+    else:
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
     a1.plot(ep, [r["train_loss"] for r in rows], "o-", label="train")
     a1.plot(ep, [r["val_loss"] for r in rows], "s-", label="val")
     a1.set_xlabel("epoch")
@@ -316,6 +395,20 @@ def plot_losses(rows: list[dict], path: Path) -> None:
     a3.plot(ep, [r["val_ssim"] for r in rows], "s-", color="C3")
     a3.set_ylabel("val SSIM", color="C3")
     a2.set_title("validation (canonical metrics)")
+    if gan:
+        style = "o" if trace else "o-"
+        if trace:
+            tx = [t["epoch"] for t in trace]
+            a4.plot(tx, [t["d_loss"] for t in trace], "-", color="C4", lw=1)
+            a4.plot(tx, [t["g_loss"] for t in trace], "-", color="C5", lw=1)
+        a4.plot(ep, [r.get("d_loss", float("nan")) for r in rows], style, color="C4", label="D (real/fake BCE)")
+        a4.plot(ep, [r.get("g_loss", float("nan")) for r in rows], style.replace("o", "s"), color="C5",
+                label="G (adversarial BCE)")
+        a4.axhline(0.6931, color="0.6", lw=0.8, ls="--", label="ln 2 (D at chance)")
+        a4.set_xlabel("epoch")
+        a4.set_ylabel("loss")
+        a4.set_title("GAN losses (markers: epoch means)")
+        a4.legend(fontsize="small")
     fig.tight_layout()
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=100)
@@ -323,8 +416,8 @@ def plot_losses(rows: list[dict], path: Path) -> None:
     tmp.replace(path)
 
 
-# ---- module builders per family (pix2pix / vivid plug in here) ---------------------------------
-def _regression_module(cfg: NetConfig, net):
+# ---- module builders per family: (cfg, net, datamodule, run folder, log) -> LightningModule -------------
+def _regression_module(cfg: NetConfig, net, dm, out: Path, log):
     from .losses import build_loss
     from .module import RegressionModule
 
@@ -333,7 +426,30 @@ def _regression_module(cfg: NetConfig, net):
                             warmup=cfg.warmup, channels_last=cfg.channels_last)
 
 
-MODULE_BUILDERS: dict[str, Callable] = {"cnn": _regression_module, "unet": _regression_module}
+def _pix2pix_module(cfg: NetConfig, net, dm, out: Path, log):
+    from ..nets import PatchGAN
+    from .gan import Pix2PixModule
+
+    if cfg.schedule not in ("constant", "linear"):
+        raise ChromalabError(f"pix2pix: schedule must be constant or linear (pix2pix's), got {cfg.schedule!r}")
+    return Pix2PixModule(net, PatchGAN(width=cfg.d_width), gan_lambda=cfg.gan_lambda, lr=cfg.lr, beta1=cfg.beta1,
+                         schedule=cfg.schedule, channels_last=cfg.channels_last)
+
+
+def _vivid_module(cfg: NetConfig, net, dm, out: Path, log):
+    import numpy as np
+
+    from .vivid import VividModule, load_or_compute_prior
+
+    prior = load_or_compute_prior(out, lambda: dm.split("train"), net.centres.cpu().numpy(), lam=cfg.rebalance,
+                                  sigma=cfg.prior_sigma, max_images=cfg.prior_images, log=log)
+    return VividModule(net, np.asarray(prior["weights"]), k=cfg.soft_k, sigma=cfg.soft_sigma, lr=cfg.lr,
+                       weight_decay=cfg.weight_decay, schedule=cfg.schedule, warmup=cfg.warmup,
+                       channels_last=cfg.channels_last)
+
+
+MODULE_BUILDERS: dict[str, Callable] = {"cnn": _regression_module, "unet": _regression_module,
+                                        "pix2pix": _pix2pix_module, "vivid": _vivid_module}
 
 
 def _write_yaml(path: Path, cfg: NetConfig) -> None:
@@ -363,8 +479,9 @@ def _export_best(cfg: NetConfig, net, ckpt_path: str | None, out: Path, train_in
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
         net.load_state_dict({k[len("net."):]: v for k, v in state.items() if k.startswith("net.")})
     net = net.cpu().float().eval()
-    meta = {"arch": cfg.arch, "arch_kwargs": cfg.arch_kwargs(), "input_size": cfg.size, "loss": cfg.loss,
-            "name": out.name, "config": asdict(cfg), "train": train_info}
+    meta = {"arch": cfg.net_arch(), "arch_kwargs": getattr(net, "arch_kwargs", cfg.arch_kwargs()),
+            "input_size": cfg.size, "loss": cfg.loss, "family": cfg.arch, "name": out.name, "config": asdict(cfg),
+            "train": train_info}
     save_net(out / "best.safetensors", net, meta)
     return net
 
@@ -373,7 +490,7 @@ def train_net(model: str, loss: str | None = None, preset: str = "quick", data=N
               resume: bool = False, trainer_overrides: dict | None = None, overrides: dict | None = None,
               progress: bool | None = None, log: Callable[[str], None] | None = None,
               callbacks: list | None = None) -> dict:
-    """Train ``model`` (``cnn`` | ``unet``) into the run folder ``out``; returns the run.json dict.
+    """Train ``model`` (``cnn`` | ``unet`` | ``pix2pix`` | ``vivid``) into the run folder ``out``; returns the run.json dict.
 
     ``callbacks``: extra Lightning callbacks (monitoring, tests); ``progress``: show a progress bar
     (default: when stderr is a terminal); ``log``: where the one-line messages go (default: stderr).
@@ -403,7 +520,8 @@ def train_net(model: str, loss: str | None = None, preset: str = "quick", data=N
         if cfg.arch != model:
             raise ChromalabError(f"{out}: this run trains {cfg.arch!r}, not {model!r}")
         if loss is not None and loss != cfg.loss:
-            raise ChromalabError(f"{out}: this run uses loss {cfg.loss!r}, not {loss!r}")
+            what = "its own loss" if model in FIXED_LOSS else "loss"
+            raise ChromalabError(f"{out}: this run uses {what} {cfg.loss!r}, not {loss!r}")
         d = asdict(cfg)
         changed = sorted(k for k, v in (overrides or {}).items() if k in d and d[k] != v and k not in RESUME_FREE)
         if changed:
@@ -419,7 +537,7 @@ def train_net(model: str, loss: str | None = None, preset: str = "quick", data=N
     else:
         if last.exists() or (out / "run.json").exists():
             raise ChromalabError(f"{out}: already holds a run; pass --resume to continue it, or choose another --out")
-        if loss is None:
+        if loss is None and model not in FIXED_LOSS:
             raise ChromalabError("--loss is required for nets (mse, l1, hybrid, ssim-hybrid)")
         cfg = resolve_config(model, loss, preset, overrides, trainer_overrides)
         if data is not None:
@@ -447,18 +565,18 @@ def _fit(cfg: NetConfig, out: Path, resume: bool, progress: bool, log, extra_cal
     from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
     from ..evaluate import evaluate_split
-    from ..predictors.nets import NetPredictor, build_net
+    from ..predictors.nets import build_net, wrap_net
     from .datamodule import ColorDataModule
 
     _quiet_lightning()
     if cfg.num_threads:
         torch.set_num_threads(int(cfg.num_threads))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    net = build_net(cfg.arch, **cfg.arch_kwargs())
-    module = MODULE_BUILDERS[cfg.arch](cfg, net)
+    net = build_net(cfg.net_arch(), **cfg.arch_kwargs())
     dm = ColorDataModule(data=cfg.data, size=cfg.size, train_limit=cfg.train_limit, val_limit=cfg.val_limit,
                          test_limit=cfg.test_limit, batch_size=cfg.batch_size, flip=cfg.flip,
                          num_workers=cfg.num_workers, progress=progress)
+    module = MODULE_BUILDERS[cfg.arch](cfg, net, dm, out, log)
     recorder = _recorder_class()(out, log, heartbeat_s=None if progress else 60.0)
     best_cb = ModelCheckpoint(dirpath=out, filename="best-weights", monitor="val_ssim", mode="max", save_top_k=1,
                               save_weights_only=True, auto_insert_metric_name=False, enable_version_counter=False)
@@ -472,14 +590,20 @@ def _fit(cfg: NetConfig, out: Path, resume: bool, progress: bool, log, extra_cal
     kw = {}
     if cfg.limit_train_batches is not None:
         kw["limit_train_batches"] = cfg.limit_train_batches
+    strategy = cfg.strategy
+    if cfg.arch == "pix2pix" and strategy == "ddp":
+        # each of the two steps leaves the other network without gradients, which plain DDP rejects
+        strategy = "ddp_find_unused_parameters_true"
     trainer = pl.Trainer(
         default_root_dir=out, max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=_devices(cfg.devices),
-        strategy=cfg.strategy, precision=cfg.precision, callbacks=callbacks, logger=False,
+        strategy=strategy, precision=cfg.precision, callbacks=callbacks, logger=False,
         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
         log_every_n_steps=10, **kw,
     )
     n_params = sum(p.numel() for p in net.parameters())
-    log(f"training {cfg.arch} ({n_params:,} parameters, width {cfg.width}, depth {cfg.depth}) with {cfg.loss} "
+    disc = getattr(module, "disc", None)
+    d_note = f" + a {sum(p.numel() for p in disc.parameters()):,}-parameter discriminator" if disc is not None else ""
+    log(f"training {cfg.arch} ({n_params:,} parameters{d_note}, width {cfg.width}, depth {cfg.depth}) with {cfg.loss} "
         f"loss, preset {cfg.preset}: {cfg.epochs} epochs into {out}")
     t_wall = time.perf_counter()
     trainer.fit(module, datamodule=dm, ckpt_path=str(out / "last.ckpt") if resume else None, weights_only=True)
@@ -497,8 +621,9 @@ def _fit(cfg: NetConfig, out: Path, resume: bool, progress: bool, log, extra_cal
     }
     best_row = max(recorder.rows, key=lambda r: r["val_ssim"]) if recorder.rows else {}
     net = _export_best(cfg, module.net, best_path, out, train_info)
-    pred = NetPredictor(net, input_size=cfg.size, name=out.name,
-                        meta={"arch": cfg.arch, "arch_kwargs": cfg.arch_kwargs(), "loss": cfg.loss})
+    pred = wrap_net(net, input_size=cfg.size, name=out.name,
+                    meta={"arch": cfg.net_arch(), "arch_kwargs": getattr(net, "arch_kwargs", cfg.arch_kwargs()),
+                          "loss": cfg.loss, "family": cfg.arch})
     test = evaluate_split(pred, dm.split("test"), progress=progress)
     test = {"name": out.name, "model": pred.describe(), "source": str(dm.prep.source["path"]), **test}
     (out / "test.json").write_text(json.dumps(test, indent=2))
@@ -507,9 +632,11 @@ def _fit(cfg: NetConfig, out: Path, resume: bool, progress: bool, log, extra_cal
         "wall_seconds_last_session": round(wall, 2), "epochs": cfg.epochs, "sessions": recorder.session,
         "best_epoch": best_row.get("epoch"), "best_val_ssim": best_row.get("val_ssim"),
         "best_val_psnr": best_row.get("val_psnr"), "parameters": n_params,
+        **({"discriminator_parameters": sum(p.numel() for p in disc.parameters())} if disc is not None else {}),
         "accelerator": str(type(trainer.accelerator).__name__), "devices": trainer.num_devices,
         "precision": cfg.precision, "torch_threads": torch.get_num_threads(),
         "test_psnr": test["psnr"], "test_ssim": test["ssim"], "test_count": test["count"],
+        "test_cf": test["cf"], "test_delta_cf": test["delta_cf"],
         "weights": "best.safetensors", "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     (out / "run.json").write_text(json.dumps(info, indent=2))
