@@ -43,6 +43,8 @@ CONFIGS: list[Config] = [
     Config("unet-l1", "net", "unet", "l1"),
     Config("unet-hybrid", "net", "unet", "hybrid"),
     Config("unet-ssim-hybrid", "net", "unet", "ssim-hybrid"),
+    Config("pix2pix", "net", "pix2pix"),  # U-Net generator + PatchGAN, GAN + 100·L1 (issue 8)
+    Config("vivid", "net", "vivid"),  # classification over ab bins, annealed-mean decoding (issue 8)
 ]
 
 # The study's own numbers, quoted (not measured here). Only the values the project's brief

@@ -53,6 +53,10 @@ def make_figures(results: dict, out: Path, test, predictors: dict, data=None) ->
                 break
         if "pca" in figs:
             break
+    for r in results["rows"]:  # the GAN's own curves (D and G losses within each epoch)
+        if r.get("model") == "pix2pix" and r.get("run") and (Path(r["run"]) / "loss.png").exists():
+            shutil.copyfile(Path(r["run"]) / "loss.png", out / "pix2pix_losses.png")
+            figs["pix2pix"] = "pix2pix_losses.png"
     _bars(out / "bars.png", results["rows"])
     figs["bars"] = "bars.png"
     return figs
@@ -227,7 +231,8 @@ def markdown(results: dict, figures: dict[str, str]) -> str:
     for r in meta.get("study_rows", []):
         lines.append(f"| {r['name']} | {_fmt('psnr', r.get('psnr'))} | {_fmt('r2', r.get('r2'))} |")
     titles = {"examples": "Test images: input | models | ground truth", "bars": "PSNR and SSIM per model",
-              "loss_curves": "Training curves of the nets", "pca": "PCA reconstructions"}
+              "loss_curves": "Training curves of the nets", "pca": "PCA reconstructions",
+              "pix2pix": "pix2pix: L1 loss, validation metrics, discriminator and generator losses"}
     for k, f in figures.items():
         lines += ["", f"## {titles.get(k, k)}", "", f"![{k}]({f})"]
     return "\n".join(lines) + "\n"
