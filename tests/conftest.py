@@ -37,6 +37,31 @@ def synth_image(rng: np.random.Generator, size: int = 64, gray: bool = False) ->
     return img
 
 
+def lab_batch(n: int = 8, size: int = 32, seed: int = 0, scaled: bool = False):
+    """(L, ab) torch tensors ``(n,1,S,S)``, ``(n,2,S,S)`` of the synthetic images: Lab units, or the
+    nets' scaled units with ``scaled=True``."""
+    import torch
+
+    from chromalab.color import lab_channels_first, rgb_uint8_to_lab_fast, scale_ab, scale_L
+
+    rng = np.random.default_rng(seed)
+    rgb = np.stack([synth_image(rng, size) for _ in range(n)])
+    L, ab = lab_channels_first(rgb_uint8_to_lab_fast(rgb))  # noqa: N806
+    L, ab = torch.from_numpy(L), torch.from_numpy(ab)  # noqa: N806
+    return (scale_L(L), scale_ab(ab)) if scaled else (L, ab)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny tensors: one torch thread avoids OpenMP barrier stalls when the CPU is shared."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def jpeg_bytes(arr: np.ndarray, mode: str | None = None) -> bytes:
     from PIL import Image
 

@@ -10,32 +10,21 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from chromalab.color import scale_ab, scale_L
 from chromalab.errors import ChromalabError, ModelError
 from chromalab.nets import PatchGAN, UNet
 from chromalab.training.gan import Pix2PixModule
 
-from .conftest import synth_image
+from .conftest import lab_batch
 
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _batch(n: int = 4, size: int = 32, seed: int = 0):
-    """Scaled (L, ab) of synthetic images: ``(n,1,S,S)``, ``(n,2,S,S)``."""
-    from chromalab.color import lab_channels_first, rgb_uint8_to_lab_fast
-
-    rng = np.random.default_rng(seed)
-    rgb = np.stack([synth_image(rng, size) for _ in range(n)])
-    L, ab = lab_channels_first(rgb_uint8_to_lab_fast(rgb))  # noqa: N806
-    return scale_L(torch.from_numpy(L)), scale_ab(torch.from_numpy(ab))
+    """Scaled (L, ab) of synthetic images."""
+    return lab_batch(n, size, seed, scaled=True)
 
 
 def _module(gan_lambda: float = 100.0):

@@ -17,13 +17,7 @@ PRED = torch.tensor([0.5, -0.5, 0.1, -0.1]).view(1, 2, 1, 2) + 0.2
 TARGET = torch.full((1, 2, 1, 2), 0.2)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP barrier stalls when the CPU is shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_mse_l1_hybrid_hand_values():

@@ -20,7 +20,7 @@ from chromalab.predictors.nets import (
     save_net,
 )
 
-from .conftest import synth_image
+from .conftest import lab_batch
 
 NETS = {
     "cnn": lambda: CNN(width=8, depth=3),
@@ -29,23 +29,7 @@ NETS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP barrier stalls when the CPU is shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def _batch(n: int = 8, size: int = 32, seed: int = 0):
-    """(L, ab) in Lab units from the synthetic test images: ``(n,1,S,S)``, ``(n,2,S,S)``."""
-    from chromalab.color import lab_channels_first, rgb_uint8_to_lab_fast
-
-    rng = np.random.default_rng(seed)
-    rgb = np.stack([synth_image(rng, size) for _ in range(n)])
-    L, ab = lab_channels_first(rgb_uint8_to_lab_fast(rgb))  # noqa: N806
-    return torch.from_numpy(L), torch.from_numpy(ab)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("name", NETS)
@@ -72,7 +56,7 @@ def test_tanh_bounds_output():
 def test_every_parameter_gets_a_gradient(name):
     torch.manual_seed(0)
     net = NETS[name]()
-    L, ab = _batch(4, 32)  # noqa: N806
+    L, ab = lab_batch(4, 32)  # noqa: N806
     loss = torch.nn.functional.mse_loss(net(scale_L(L)), scale_ab(ab))
     loss.backward()
     for pname, p in net.named_parameters():
@@ -87,7 +71,7 @@ def test_overfits_one_batch(name):
     (so the drop is fitting, not just shrinking an over-scaled initial output)."""
     torch.manual_seed(0)
     net = NETS[name]()
-    L, ab = _batch(8, 32)  # noqa: N806
+    L, ab = lab_batch(8, 32)  # noqa: N806
     x, y = scale_L(L), scale_ab(ab)
     var = float(((y - y.mean(dim=(0, 2, 3), keepdim=True)) ** 2).mean())
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
@@ -117,7 +101,7 @@ def test_predictor_matches_net_and_scaling():
     torch.manual_seed(0)
     net = UNet(width=4, depth=2).eval()
     pred = NetPredictor(net, input_size=32, name="t")
-    L, _ = _batch(5, 32)  # noqa: N806
+    L, _ = lab_batch(5, 32)  # noqa: N806
     ab = pred.predict_ab(L.numpy())
     with torch.no_grad():
         ref = net(L / 100.0).numpy() * 110.0  # hand-written scaling: L/100, ab*110

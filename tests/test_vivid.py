@@ -28,12 +28,7 @@ TINY = {"width": 4, "depth": 2, "batch_size": 16, "val_limit": 32, "test_limit":
         "train_limit": 64, "epochs": 1, "prior_images": 64}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
