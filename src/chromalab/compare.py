@@ -142,7 +142,12 @@ def run_compare(preset: str = "quick", data: str | None = None, out: str | Path 
             row = json.loads(row_file.read_text())
             log(f"    reusing evaluated row ({row_file})")
         else:
+            t_build = time.perf_counter()
             pred = load_predictor(spec, data=data)
+            if cfg.family == "reference":
+                # references are not trained; their "train s" is the time to build them from the
+                # training data (0 for gray; the mean ab; the PCA fit of pca-ceiling, or its cache)
+                train_seconds = round(time.perf_counter() - t_build, 3)
             m = evaluate_split(pred, test)
             row = {"name": cfg.name, "family": cfg.family, "model": cfg.model, "loss": cfg.loss,
                    "run": str(run) if cfg.family != "reference" else None,

@@ -221,7 +221,9 @@ def markdown(results: dict, figures: dict[str, str]) -> str:
     lines = ["# chromalab comparison", "", *_meta_lines(meta), "",
              "Metrics: [docs/metrics.md](metrics.md). PSNR/SSIM on the uint8 sRGB output; MSE/L1 on ab in Lab "
              "units and on sRGB in 0..1; R² over all ab values; CF / ΔCF colourfulness. Grey rows are the "
-             "trivial answers every model must beat.", "",
+             "trivial answers every model must beat. train s: training time (for the reference rows, the time "
+             "to build them from the training data); predict img/s: the models' prediction "
+             "throughput while the test split was evaluated (each model's own batch size), on this machine.", "",
              "| model | " + " | ".join(HEADERS[k] for k in keys) + " |",
              "|---|" + "---:|" * len(keys)]
     for r in rows:
