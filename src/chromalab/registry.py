@@ -78,7 +78,7 @@ REGISTRY: dict[str, ModelEntry] = {
     ),
     "default": ModelEntry("default", "bundled U-Net (the default colorizer)", _bundled("default"), group="bundled"),
     "vivid": ModelEntry(
-        "vivid", "bundled vivid model: U-Net classifying ab bins, rebalanced, annealed mean (T = 0.38)",
+        "vivid", "bundled vivid model: U-Net classifying ab bins, rebalanced, annealed mean (T = 0.2, chosen on val; --temperature changes it)",
         _bundled("vivid"), group="bundled",
     ),
     "pix2pix": ModelEntry("pix2pix", "bundled pix2pix cGAN generator (U-Net, GAN + 100·L1)", _bundled("pix2pix"),
