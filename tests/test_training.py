@@ -112,6 +112,12 @@ def test_fit_crash_resume_and_evaluate(tmp_path, tiny_zip):
     assert meta["sessions"] == 2 and meta["images_per_second"] > 0 and meta == info
     best_epoch = max(rows2, key=lambda r: float(r["val_ssim"]))["epoch"]
     assert str(meta["best_epoch"]) == best_epoch
+    # the weights file can be shared: it does not carry this machine's data path (config.yaml does, for --resume)
+    from chromalab.predictors.nets import read_meta
+
+    assert read_meta(run / "best.safetensors")["config"]["data"] is None
+    assert str(tiny_zip) in (run / "config.yaml").read_text()
+    assert str(tiny_zip).encode() not in (run / "best.safetensors").read_bytes()
 
     # `chromalab evaluate RUN` goes through the registry to best.safetensors
     pred = load_predictor(str(run))

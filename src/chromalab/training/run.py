@@ -469,6 +469,15 @@ def load_run_config(folder: Path) -> NetConfig:
     return _check(NetConfig(**d2), str(p))
 
 
+def _shareable_config(cfg: NetConfig) -> dict:
+    """The resolved config as stored inside a weights file, which may be shared or bundled: without
+    the local data path (where the data lived on the training machine says nothing about the model;
+    the run folder's config.yaml keeps it for --resume)."""
+    d = asdict(cfg)
+    d["data"] = None
+    return d
+
+
 def _export_best(cfg: NetConfig, net, ckpt_path: str | None, out: Path, train_info: dict):
     """Load the best-val-SSIM weights (weights_only) into ``net`` and write best.safetensors."""
     import torch
@@ -480,7 +489,7 @@ def _export_best(cfg: NetConfig, net, ckpt_path: str | None, out: Path, train_in
         net.load_state_dict({k[len("net."):]: v for k, v in state.items() if k.startswith("net.")})
     net = net.cpu().float().eval()
     meta = {"arch": cfg.net_arch(), "arch_kwargs": getattr(net, "arch_kwargs", cfg.arch_kwargs()),
-            "input_size": cfg.size, "loss": cfg.loss, "family": cfg.arch, "name": out.name, "config": asdict(cfg),
+            "input_size": cfg.size, "loss": cfg.loss, "family": cfg.arch, "name": out.name, "config": _shareable_config(cfg),
             "train": train_info}
     save_net(out / "best.safetensors", net, meta)
     return net
