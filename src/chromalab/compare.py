@@ -118,6 +118,7 @@ def run_compare(preset: str = "quick", data: str | None = None, out: str | Path 
     rows = []
     predictors = {}
     reused: list[str] = []
+    loaded: dict = {}  # predictors already built for evaluation: the figures reuse them
     for i, cfg in enumerate(configs, 1):
         run = plan.out / "runs" / cfg.name
         row_file = plan.out / "rows" / f"{cfg.name}.json"
@@ -144,6 +145,7 @@ def run_compare(preset: str = "quick", data: str | None = None, out: str | Path 
         else:
             t_build = time.perf_counter()
             pred = load_predictor(spec, data=data)
+            loaded[cfg.name] = pred
             if cfg.family == "reference":
                 # references are not trained; their "train s" is the time to build them from the
                 # training data (0 for gray; the mean ab; the PCA fit of pca-ceiling, or its cache)
@@ -155,7 +157,7 @@ def run_compare(preset: str = "quick", data: str | None = None, out: str | Path 
                    "count": m["count"], "excluded": m["excluded"], "cf_true": m["cf_true"]}
             row_file.write_text(json.dumps(row, indent=2))
         rows.append(row)
-        predictors[cfg.name] = spec
+        predictors[cfg.name] = loaded.get(cfg.name, spec)
 
     meta = {
         "command": " ".join(["chromalab", *sys.argv[1:]]) if Path(sys.argv[0]).name == "chromalab"

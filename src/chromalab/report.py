@@ -63,10 +63,13 @@ def make_figures(results: dict, out: Path, test, predictors: dict, data=None) ->
 
 
 def _examples(path: Path, test, predictors: dict, data) -> None:
-    """Rows: 8 fixed test images. Columns: gray input | every model | ground truth."""
+    """Rows: 8 fixed test images. Columns: gray input | every model | ground truth.
+
+    ``predictors``: name -> a loaded predictor, or a spec to load (registry name / run folder)."""
     from PIL import Image, ImageDraw
 
     from .color import compose_rgb_uint8
+    from .predictors.base import Predictor
     from .registry import load_predictor
 
     n = len(test)
@@ -77,7 +80,7 @@ def _examples(path: Path, test, predictors: dict, data) -> None:
     for name, spec in predictors.items():
         if name == "gray":
             continue
-        pred = load_predictor(spec, data=data, progress=False)
+        pred = spec if isinstance(spec, Predictor) else load_predictor(spec, data=data, progress=False)
         oracle = getattr(pred, "predict_ab_oracle", None)  # the PCA ceiling reconstructs the true ab
         ab = oracle(L, ab_true) if oracle is not None else pred.predict_ab(L)
         cols.append((name, compose_rgb_uint8(L, ab)))

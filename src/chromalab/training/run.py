@@ -46,8 +46,6 @@ from ..errors import ChromalabError
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 NET_FAMILIES = ("cnn", "unet", "pix2pix", "vivid")
-PLANNED_FAMILIES: dict[str, str] = {}
-"""Families announced on the command line but not implemented yet (name -> where they are planned)."""
 FIXED_LOSS = {"pix2pix": "gan-l1", "vivid": "rebalanced-ce"}
 """Families with their own loss (no --loss): the name written in config.yaml and run.json."""
 NET_ARCH = {"cnn": "cnn", "unet": "unet", "pix2pix": "unet", "vivid": "vivid"}
@@ -197,7 +195,7 @@ def resolve_config(arch: str, loss: str | None, preset: str, overrides: dict | N
     """Defaults < preset common < preset[arch] < preset loss[loss] < overrides < trainer options."""
     path = preset_path(preset)
     y = _read_yaml(path)
-    unknown = set(y) - {"common", "loss", *NET_FAMILIES, *PLANNED_FAMILIES}
+    unknown = set(y) - {"common", "loss", *NET_FAMILIES}
     if unknown:
         raise ChromalabError(f"{path}: unknown section(s) {sorted(unknown)} (common, loss, {', '.join(NET_FAMILIES)})")
     d = asdict(NetConfig())
@@ -247,6 +245,7 @@ def _recorder_class():
             # without a progress bar (logs, CI), a line every `heartbeat_s` seconds shows the run is alive
             self.heartbeat_s = heartbeat_s
             self._last_beat = 0.0
+            self._epoch_images = 0  # images of this session's current epoch (for the heartbeat's img/s)
             self.rows: list[dict] = []
             # within-epoch points of the GAN losses (pix2pix): {"epoch": fractional epoch, "d_loss", "g_loss"}
             self.trace: list[dict] = []
@@ -291,11 +290,10 @@ def _recorder_class():
                     point = take()
                     if point:
                         self.trace.append({"epoch": trainer.current_epoch + (batch_idx + 1) / total, **point})
-            self._epoch_images = getattr(self, "_epoch_images", 0) + n
+            self._epoch_images += n
             now = time.perf_counter()
             if self.heartbeat_s and trainer.is_global_zero and now - self._last_beat >= self.heartbeat_s:
                 self._last_beat = now
-                total = trainer.num_training_batches
                 rate = self._epoch_images / max(now - (self._t0 or now), 1e-9)
                 acc = getattr(pl_module, "_train", None)  # this rank's running sum: no collective call here
                 loss = f", loss {acc[0] / acc[1]:.5f}" if acc is not None and acc[1] > 0 else ""
@@ -325,9 +323,7 @@ def _recorder_class():
                 "val_psnr": get("val_psnr"), "val_ssim": get("val_ssim"), "lr": lr,
                 "train_seconds": round(self.train_seconds, 3), "session": self.session,
             }
-            extra = getattr(pl_module, "extra_epoch_metrics", None)
-            if extra is not None:
-                row.update(extra())
+            row.update(pl_module.extra_epoch_metrics())
             self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]
             if trainer.is_global_zero:
                 self._write(trainer)
@@ -504,8 +500,6 @@ def train_net(model: str, loss: str | None = None, preset: str = "quick", data=N
     ``callbacks``: extra Lightning callbacks (monitoring, tests); ``progress``: show a progress bar
     (default: when stderr is a terminal); ``log``: where the one-line messages go (default: stderr).
     """
-    if model in PLANNED_FAMILIES:
-        raise ChromalabError(f"model {model!r} is not yet available (planned: {PLANNED_FAMILIES[model]})")
     if model not in NET_FAMILIES:
         raise ChromalabError(f"unknown net {model!r} (choose from {', '.join(NET_FAMILIES)})")
     if out is None:
