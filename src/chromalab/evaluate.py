@@ -14,7 +14,8 @@ from .errors import ChromalabError, DataError
 from .metrics import MetricAccumulator
 from .predictors.base import Predictor
 
-METRIC_KEYS = ("psnr", "ssim", "mse", "l1", "mse_rgb", "l1_rgb", "r2", "cf", "delta_cf")
+METRIC_KEYS = ("psnr", "ssim", "mse", "l1", "mse_rgb", "l1_rgb", "r2", "cf", "delta_cf", "auc", "auc_rb",
+               "cool_recall")
 
 
 def _progress(enabled: bool, label: str):
@@ -141,6 +142,7 @@ def format_table(rows: list[dict], title: str | None = None):
     heads = {
         "psnr": "PSNR dB ↑", "ssim": "SSIM ↑", "mse": "MSE ab ↓", "l1": "L1 ab ↓",
         "mse_rgb": "MSE rgb ↓", "l1_rgb": "L1 rgb ↓", "r2": "R² ↑", "cf": "CF", "delta_cf": "ΔCF ↓",
+        "auc": "AuC ↑", "auc_rb": "AuC rebal ↑", "cool_recall": "cool recall ↑",
     }
     for k in METRIC_KEYS:
         t.add_column(heads[k], justify="right")
@@ -155,6 +157,6 @@ def format_table(rows: list[dict], title: str | None = None):
 
 
 def _fmt(k: str, v: float) -> str:
-    if k in ("ssim", "r2", "mse_rgb", "l1_rgb"):
+    if k in ("ssim", "r2", "mse_rgb", "l1_rgb", "auc", "auc_rb", "cool_recall"):
         return f"{v:.4f}"
     return f"{v:.2f}"

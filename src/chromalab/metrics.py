@@ -131,6 +131,74 @@ class R2Accumulator:
         return 1.0 - self.res / sstot if sstot > 0 else float("nan")
 
 
+AUC_MAX_ERROR = 150
+"""AuC of the per-pixel ab error: thresholds 0, 1, ..., 150 Lab units (Zhang et al. 2016)."""
+AUC_BIN = 10
+"""Rebalanced AuC: pixels weighted so that every occupied true-ab bin (10 x 10 Lab units) counts equally."""
+_AUC_GRID = 2 * int(round(110 / AUC_BIN)) + 1  # bins per axis over a, b in [-110, 110]
+COOL_MIN_CHROMA = 20.0
+COOL_HUE_DEG = (130.0, 300.0)
+HIT_MIN_CHROMA = 10.0
+HIT_HUE_TOL_DEG = 45.0
+"""Cool recall: of the true pixels with chroma >= 20 and Lab hue in [130, 300] degrees (green, cyan,
+blue: foliage, sky, water), the fraction predicted with chroma >= 10 and a hue within 45 degrees."""
+
+
+class ColorAccumulator:
+    """Streaming colour metrics on ab ``(N, 2, H, W)`` (Lab units): raw and class-rebalanced AuC of
+    the per-pixel ab error, and the cool (green / blue) recall.
+
+    Keeps, per true-ab bin, a histogram of ``ceil(error)`` over 0..150 (errors above 150 never
+    count), so the curve is exact at every integer threshold and the sets can be streamed.
+    """
+
+    def __init__(self) -> None:
+        self.hist = np.zeros((_AUC_GRID * _AUC_GRID, AUC_MAX_ERROR + 1), dtype=np.int64)
+        self.bin_count = np.zeros(_AUC_GRID * _AUC_GRID, dtype=np.int64)
+        self.cool = 0
+        self.cool_hits = 0
+
+    def update(self, ab_true: np.ndarray, ab_pred: np.ndarray) -> None:
+        t = np.asarray(ab_true, dtype=np.float64)
+        p = np.asarray(ab_pred, dtype=np.float64)
+        if t.shape != p.shape or t.ndim != 4 or t.shape[1] != 2:
+            raise ValueError(f"ab must be (N, 2, H, W) and match: {t.shape} vs {p.shape}")
+        ta, tb = t[:, 0].ravel(), t[:, 1].ravel()  # (N·H·W,)
+        pa, pb = p[:, 0].ravel(), p[:, 1].ravel()
+        err = np.hypot(ta - pa, tb - pb)
+        half = _AUC_GRID // 2
+        ia = np.clip(np.rint(ta / AUC_BIN).astype(np.int64) + half, 0, _AUC_GRID - 1)
+        ib = np.clip(np.rint(tb / AUC_BIN).astype(np.int64) + half, 0, _AUC_GRID - 1)
+        q = ia * _AUC_GRID + ib
+        self.bin_count += np.bincount(q, minlength=len(self.bin_count))
+        e = np.ceil(err).astype(np.int64)
+        ok = e <= AUC_MAX_ERROR
+        flat = q[ok] * (AUC_MAX_ERROR + 1) + e[ok]
+        self.hist += np.bincount(flat, minlength=self.hist.size).reshape(self.hist.shape)
+        tc = np.hypot(ta, tb)
+        th = np.degrees(np.arctan2(tb, ta)) % 360.0
+        cool = (tc >= COOL_MIN_CHROMA) & (th >= COOL_HUE_DEG[0]) & (th <= COOL_HUE_DEG[1])
+        pc = np.hypot(pa[cool], pb[cool])
+        ph = np.degrees(np.arctan2(pb[cool], pa[cool])) % 360.0
+        dh = np.abs((ph - th[cool] + 180.0) % 360.0 - 180.0)
+        self.cool += int(cool.sum())
+        self.cool_hits += int(((pc >= HIT_MIN_CHROMA) & (dh <= HIT_HUE_TOL_DEG)).sum())
+
+    def curves(self) -> tuple[np.ndarray, np.ndarray]:
+        """(raw, rebalanced) fraction of pixels with error <= t for t = 0..150: ``(151,)`` each."""
+        occupied = self.bin_count > 0
+        cum = np.cumsum(self.hist, axis=1).astype(np.float64)  # (bins, 151)
+        raw = cum.sum(axis=0) / max(int(self.bin_count.sum()), 1)
+        per_bin = cum[occupied] / self.bin_count[occupied, None]
+        rb = per_bin.mean(axis=0) if len(per_bin) else np.full(AUC_MAX_ERROR + 1, np.nan)
+        return raw, rb
+
+    def compute(self) -> dict[str, float]:
+        raw, rb = self.curves()
+        return {"auc": float(raw.mean()), "auc_rb": float(rb.mean()),
+                "cool_recall": self.cool_hits / self.cool if self.cool else float("nan")}
+
+
 class MetricAccumulator:
     """Collects every metric over batches of one evaluation.
 
@@ -142,6 +210,7 @@ class MetricAccumulator:
             k: [] for k in ("psnr", "ssim", "mse", "l1", "mse_rgb", "l1_rgb", "cf", "cf_true")
         }
         self.r2 = R2Accumulator()
+        self.color = ColorAccumulator()
 
     def update(self, rgb_true, rgb_pred, ab_true, ab_pred) -> None:
         pi = self.per_image
@@ -156,6 +225,7 @@ class MetricAccumulator:
         pi["cf"].append(colorfulness_per_image(rgb_pred))
         pi["cf_true"].append(colorfulness_per_image(rgb_true))
         self.r2.update(ab_true, ab_pred)
+        self.color.update(ab_true, ab_pred)
 
     @property
     def count(self) -> int:
@@ -167,4 +237,5 @@ class MetricAccumulator:
         m = {k: float(np.concatenate(v).mean()) for k, v in self.per_image.items()}
         m["r2"] = self.r2.value()
         m["delta_cf"] = abs(m["cf"] - m["cf_true"])
+        m.update(self.color.compute())
         return m

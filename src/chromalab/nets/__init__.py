@@ -7,12 +7,15 @@ They know nothing of Lightning, losses or data: ``training/module.py`` receives 
 * ``arch_kwargs``: the constructor arguments, so weights files can rebuild it.
 
 The vivid net (:class:`VividNet`) keeps that contract in ``forward`` and adds ``logits``; the
-PatchGAN discriminator (:class:`PatchGAN`) judges (L, ab) pairs for the pix2pix cGAN.
+PatchGAN discriminator (:class:`PatchGAN`) judges (L, ab) pairs for the pix2pix cGAN. The
+default colorizer (:class:`ColorNet`) adds colour-class and semantic heads, a vividness and
+optional colour hints.
 """
 
 from .cnn import CNN
+from .colornet import ColorNet
 from .patchgan import PatchGAN
 from .unet import UNet
 from .vivid import VividNet
 
-__all__ = ["CNN", "PatchGAN", "UNet", "VividNet"]
+__all__ = ["CNN", "ColorNet", "PatchGAN", "UNet", "VividNet"]

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..color import scale_L, unscale_ab
 from ..errors import ChromalabError, ModelError
-from ..nets import CNN, UNet, VividNet
+from ..nets import CNN, ColorNet, UNet, VividNet
 from .base import Predictor
 
 WEIGHTS_FORMAT = "chromalab-net/1"
@@ -31,6 +31,7 @@ ARCHS: dict[str, type[nn.Module]] = {
     "cnn": CNN,
     "unet": UNet,
     "vivid": VividNet,
+    "colornet": ColorNet,
 }
 
 

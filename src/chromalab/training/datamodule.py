@@ -23,9 +23,10 @@ from ..data.cache import NATIVE_SIZE, SplitData, load_prepared
 class LabDataset(Dataset):
     """One split of the cache. ``with_rgb`` adds the uint8 ground truth to each item."""
 
-    def __init__(self, split: SplitData, with_rgb: bool = False):
+    def __init__(self, split: SplitData, with_rgb: bool = False, labels: np.ndarray | None = None):
         self.split = split
         self.with_rgb = with_rgb
+        self.labels = None if labels is None else torch.as_tensor(labels, dtype=torch.int64)  # (n,)
 
     def __len__(self) -> int:
         return len(self.split)
@@ -35,6 +36,8 @@ class LabDataset(Dataset):
         lab = torch.from_numpy(np.array(self.split.lab[row], dtype=np.float32))  # (3, S, S)
         if self.with_rgb:
             return lab[:1], lab[1:], torch.from_numpy(np.array(self.split.rgb[row]))
+        if self.labels is not None:
+            return lab[:1], lab[1:], self.labels[i]
         return lab[:1], lab[1:]
 
 
@@ -42,13 +45,15 @@ def hflip_half(batch: tuple[torch.Tensor, ...], generator: torch.Generator | Non
     """Mirror a random half (each image with probability 0.5) of a batch left-right, all its parts alike.
 
     ``(B, C, H, W)`` tensors (L, ab) flip their last axis; uint8 ``(B, H, W, 3)`` images their
-    width axis.
+    width axis; per-image values ``(B,)`` (class labels) stay as they are.
     """
     L = batch[0]  # noqa: N806
     mask = torch.rand(L.shape[0], device="cpu", generator=generator) < 0.5
     mask = mask.to(L.device)
 
     def flip(t: torch.Tensor) -> torch.Tensor:
+        if t.ndim < 3:
+            return t
         axis = 2 if (t.dtype == torch.uint8 and t.shape[-1] == 3) else t.ndim - 1
         m = mask.view(-1, *([1] * (t.ndim - 1)))
         return torch.where(m, t.flip(axis), t)
@@ -66,11 +71,12 @@ class ColorDataModule(pl.LightningDataModule):
         batch_size: training batch; validation uses twice that.
         flip: horizontal-flip augmentation on training batches.
         num_workers: DataLoader worker processes (0: load in the training process).
+        labels: train batches carry each image's class label ``(B,)`` int64 (``data.labels``).
     """
 
     def __init__(self, data=None, size: int = NATIVE_SIZE, train_limit: int | None = None,
                  val_limit: int | None = None, test_limit: int | None = None, batch_size: int = 64,
-                 flip: bool = True, num_workers: int = 0, progress: bool = True):
+                 flip: bool = True, num_workers: int = 0, progress: bool = True, labels: bool = False):
         super().__init__()
         self.data = data
         self.size = size
@@ -79,6 +85,7 @@ class ColorDataModule(pl.LightningDataModule):
         self.flip = flip
         self.num_workers = num_workers
         self.progress = progress
+        self.labels = labels
         self.prep = None
 
     def prepare_data(self) -> None:
@@ -98,7 +105,14 @@ class ColorDataModule(pl.LightningDataModule):
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        ds = LabDataset(self.split("train"))
+        split = self.split("train")
+        labels = None
+        if self.labels:
+            from ..data.labels import labels_for
+            from ..data.source import Source
+
+            labels, _ = labels_for(Source(self.prep.source["path"]), split.names)
+        ds = LabDataset(split, labels=labels)
         drop = len(ds) >= self.batch_size  # a single short batch is still better than none
         return self._loader(ds, self.batch_size, shuffle=True, drop_last=drop)
 

@@ -98,9 +98,9 @@ class ColorizationModule(pl.LightningModule):
         v = self._reduce(self._val)
         if v[3] == 0:
             return
-        self.log("val_psnr", float(v[0] / v[3]), prog_bar=True, sync_dist=False)
-        self.log("val_ssim", float(v[1] / v[3]), prog_bar=True, sync_dist=False)
-        self.log("val_loss", float(v[2] / v[3]), sync_dist=False)
+        self.log("val_psnr", float(v[0] / v[3]), prog_bar=True, sync_dist=True)
+        self.log("val_ssim", float(v[1] / v[3]), prog_bar=True, sync_dist=True)
+        self.log("val_loss", float(v[2] / v[3]), sync_dist=True)
 
     def _reduce(self, arr: np.ndarray) -> np.ndarray:
         """Sum a small numpy accumulator over DDP ranks (identity on one process)."""

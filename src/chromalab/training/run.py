@@ -45,24 +45,27 @@ from typing import Any
 from ..errors import ChromalabError
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-NET_FAMILIES = ("cnn", "unet", "pix2pix", "vivid")
-FIXED_LOSS = {"pix2pix": "gan-l1", "vivid": "rebalanced-ce"}
+NET_FAMILIES = ("cnn", "unet", "pix2pix", "vivid", "colornet")
+FIXED_LOSS = {"pix2pix": "gan-l1", "vivid": "rebalanced-ce", "colornet": "ce+l1+class"}
 """Families with their own loss (no --loss): the name written in config.yaml and run.json."""
-NET_ARCH = {"cnn": "cnn", "unet": "unet", "pix2pix": "unet", "vivid": "vivid"}
+NET_ARCH = {"cnn": "cnn", "unet": "unet", "pix2pix": "unet", "vivid": "vivid", "colornet": "colornet"}
 """Family -> the architecture of the exported net (predictors.nets.ARCHS)."""
 ARCH_KWARGS: dict[str, tuple[str, ...]] = {
     "cnn": ("width", "depth", "out_act"),
     "unet": ("width", "depth", "residual", "out_act"),
     "pix2pix": ("width", "depth", "residual", "out_act"),  # the generator
     "vivid": ("width", "depth", "residual", "bin_size", "temperature"),
+    "colornet": ("width", "depth", "n_classes", "hints", "bin_size", "out_stride"),
 }
 RESUME_FREE = frozenset({"num_threads", "num_workers", "test_limit", "data", "channels_last", "accelerator", "devices",
-                         "strategy", "precision"})
+                         "strategy", "precision", "init_from"})
 """Config keys --resume may change; the rest would change the schedule or the data mid-run."""
 TRACE_POINTS_PER_EPOCH = 50
 """GAN runs: about this many points per epoch of the D / G losses in loss.png."""
-METRIC_COLUMNS = ("epoch", "step", "train_loss", "val_loss", "val_psnr", "val_ssim", "lr",
+METRIC_COLUMNS = ("epoch", "progress", "step", "images", "train_loss", "val_loss", "val_psnr", "val_ssim", "lr",
                   "train_seconds", "session")
+"""metrics.csv: one row per validation (``progress`` = epochs done, fractional when val runs several
+times per epoch; ``images`` = training images seen so far, over all sessions and ranks)."""
 
 
 @dataclass
@@ -110,6 +113,21 @@ class NetConfig:
     soft_sigma: float = 5.0  # Gaussian width of the soft-encoded targets, ab units
     soft_k: int = 5  # bins per soft-encoded target
     prior_images: int = 4096  # train images (spread evenly) counted for the bin frequencies
+    # colornet (ignored by the other families)
+    n_classes: int = 200  # semantic head classes (Tiny ImageNet)
+    hints: bool = True  # take colour hints (L + hint a, b + mask)
+    out_stride: int = 2  # colour-class logits at H / out_stride
+    ce_weight: float = 1.0  # rebalanced cross-entropy on the ab bins
+    reg_weight: float = 10.0  # L1 on scaled ab (the regression head)
+    class_weight: float = 0.3  # semantic cross-entropy (0: the ablation without the class head)
+    hint_p_none: float = 0.5  # probability that a training image gets no hint
+    hint_p_geom: float = 0.125  # else 1 + Geometric(p) points (mean 1/p)
+    hint_max: int = 64  # at most this many points
+    # monitoring (every family)
+    monitor: str = "val_ssim"  # the val metric (maximized) that picks best.safetensors
+    val_check_interval: float = 1.0  # validate every this fraction of an epoch
+    log_every_n_steps: int = 50  # a train-loss point in loss.png every N steps
+    init_from: str | None = None  # warm start: weights file (.safetensors) copied where shapes allow
     # Lightning Trainer, passed straight through
     accelerator: str = "auto"
     devices: Any = "auto"
@@ -169,7 +187,8 @@ def _check(cfg: NetConfig, where: str) -> NetConfig:
             raise ChromalabError(f"{where}: {cfg.arch} trains on its own loss ({FIXED_LOSS[cfg.arch]}), not {cfg.loss!r}")
     elif cfg.loss not in LOSSES:
         raise ChromalabError(f"{where}: unknown loss {cfg.loss!r} (choose from {', '.join(LOSSES)})")
-    for k in ("width", "depth", "epochs", "batch_size", "size", "d_width", "bin_size", "soft_k", "prior_images"):
+    for k in ("width", "depth", "epochs", "batch_size", "size", "d_width", "bin_size", "soft_k", "prior_images",
+              "hint_max", "log_every_n_steps"):
         v = getattr(cfg, k)
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ChromalabError(f"{where}: {k} must be a positive integer, got {v!r}")
@@ -185,6 +204,15 @@ def _check(cfg: NetConfig, where: str) -> NetConfig:
             raise ChromalabError(f"{where}: {k} must be a positive number, got {v!r}")
     if isinstance(cfg.rebalance, bool) or not isinstance(cfg.rebalance, (int, float)) or not 0 <= cfg.rebalance <= 1:
         raise ChromalabError(f"{where}: rebalance must be a number in [0, 1], got {cfg.rebalance!r}")
+    v = cfg.val_check_interval
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
+        raise ChromalabError(f"{where}: val_check_interval must be a fraction of an epoch in (0, 1], got {v!r}")
+    for k in ("ce_weight", "reg_weight", "class_weight", "hint_p_none", "hint_p_geom"):
+        v = getattr(cfg, k)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+            raise ChromalabError(f"{where}: {k} must be a non-negative number, got {v!r}")
+    if not 0 < cfg.hint_p_geom <= 1 or cfg.hint_p_none > 1:
+        raise ChromalabError(f"{where}: hint_p_geom must be in (0, 1] and hint_p_none in [0, 1]")
     if not isinstance(cfg.loss_weights, dict):
         raise ChromalabError(f"{where}: loss_weights must be a mapping, e.g. {{gamma: 2.0}}")
     return cfg
@@ -239,7 +267,8 @@ def _recorder_class():
         file from the checkpoint and continues it.
         """
 
-        def __init__(self, folder: Path, log: Callable[[str], None], heartbeat_s: float | None = None):
+        def __init__(self, folder: Path, log: Callable[[str], None], heartbeat_s: float | None = None,
+                     every_n_steps: int = 50):
             self.folder = Path(folder)
             self.say = log
             # without a progress bar (logs, CI), a line every `heartbeat_s` seconds shows the run is alive
@@ -253,6 +282,9 @@ def _recorder_class():
             self.train_images = 0
             self.session = 0
             self._t0: float | None = None
+            self._t_epoch = 0.0
+            self.every_n_steps = int(every_n_steps)
+            self._window = [0.0, 0]  # train-loss sum and steps since the last trace point
 
         def state_dict(self) -> dict:
             return {"rows": self.rows, "train_seconds": self.train_seconds,
@@ -275,30 +307,36 @@ def _recorder_class():
 
         def on_train_epoch_start(self, trainer, pl_module) -> None:
             self._t0 = time.perf_counter()
-            self._last_beat = self._t0
+            self._t_epoch = self._last_beat = self._t0
             self._epoch_images = 0
             self.trace = [t for t in self.trace if t["epoch"] <= trainer.current_epoch]  # a killed epoch's points go
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
             n = len(batch[0]) * trainer.world_size
             self.train_images += n
-            take = getattr(pl_module, "take_window", None)  # GAN: mean D / G losses since the last point
             total = trainer.num_training_batches
+            take = getattr(pl_module, "take_window", None)  # GAN: mean D / G losses since the last point
             if take is not None and isinstance(total, int) and total > 0:
                 every = max(1, total // TRACE_POINTS_PER_EPOCH)
                 if (batch_idx + 1) % every == 0 or batch_idx + 1 == total:
                     point = take()
                     if point:
                         self.trace.append({"epoch": trainer.current_epoch + (batch_idx + 1) / total, **point})
+            elif isinstance(outputs, dict) and "loss" in outputs:  # a train-loss point every N steps
+                self._window += (float(outputs["loss"].detach()), 1)
+                if self._window[1] >= self.every_n_steps and isinstance(total, int) and total > 0:
+                    self.trace.append({"epoch": trainer.current_epoch + (batch_idx + 1) / total,
+                                       "train_loss": self._window[0] / self._window[1]})
+                    self._window = [0.0, 0]
             self._epoch_images += n
             now = time.perf_counter()
             if self.heartbeat_s and trainer.is_global_zero and now - self._last_beat >= self.heartbeat_s:
                 self._last_beat = now
-                rate = self._epoch_images / max(now - (self._t0 or now), 1e-9)
+                rate = self._epoch_images / max(now - self._t_epoch, 1e-9)
                 acc = getattr(pl_module, "_train", None)  # this rank's running sum: no collective call here
                 loss = f", loss {acc[0] / acc[1]:.5f}" if acc is not None and acc[1] > 0 else ""
                 self.say(f"  epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: batch {batch_idx + 1:,}/{total}, "
-                         f"{rate:.0f} img/s{loss}")
+                         f"{rate:.0f} img/s{loss}, {self.train_images:,} images seen")
 
         def _stop_clock(self) -> None:
             if self._t0 is not None:
@@ -309,29 +347,40 @@ def _recorder_class():
             if not trainer.sanity_checking:
                 self._stop_clock()
 
-        def on_train_epoch_end(self, trainer, pl_module) -> None:
-            self._stop_clock()
+        def on_validation_end(self, trainer, pl_module) -> None:
+            if trainer.sanity_checking:
+                return
             m = trainer.callback_metrics
 
             def get(k):
                 return float(m[k]) if k in m else float("nan")
 
+            total = trainer.num_training_batches
+            done = trainer.fit_loop.epoch_loop.batch_progress.current.completed
+            frac = min(done / total, 1.0) if isinstance(total, int) and total > 0 else 1.0
             lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
             row = {
-                "epoch": trainer.current_epoch, "step": trainer.global_step,
+                "epoch": trainer.current_epoch, "progress": round(trainer.current_epoch + frac, 4),
+                "step": trainer.global_step, "images": self.train_images,
                 "train_loss": pl_module.train_loss_epoch(), "val_loss": get("val_loss"),
                 "val_psnr": get("val_psnr"), "val_ssim": get("val_ssim"), "lr": lr,
                 "train_seconds": round(self.train_seconds, 3), "session": self.session,
             }
             row.update(pl_module.extra_epoch_metrics())
-            self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]
+            self.rows = [r for r in self.rows if r.get("progress", r["epoch"] + 1) < row["progress"]] + [row]
+            if trainer.state.fn == "fit":
+                self._t0 = time.perf_counter()  # training goes on after a mid-epoch validation
             if trainer.is_global_zero:
                 self._write(trainer)
-                gan = (f", D loss {row['d_loss']:.4f}, G adversarial loss {row['g_loss']:.4f}"
-                       if "d_loss" in row else "")
-                self.say(f"epoch {row['epoch'] + 1}/{trainer.max_epochs}: train loss {row['train_loss']:.5f}, "
+                extra = "".join(f", {k} {v:.4f}" for k, v in row.items()
+                                if k.startswith(("d_", "g_", "val_")) and k not in ("val_loss", "val_psnr", "val_ssim"))
+                self.say(f"epoch {row['progress']:.2f}/{trainer.max_epochs}: train loss {row['train_loss']:.5f}, "
                          f"val loss {row['val_loss']:.5f}, val PSNR {row['val_psnr']:.2f} dB, "
-                         f"val SSIM {row['val_ssim']:.4f}{gan} ({self.train_seconds:.0f} s training)")
+                         f"val SSIM {row['val_ssim']:.4f}{extra} ({self.train_seconds:.0f} s training, "
+                         f"{self.train_images:,} images)")
+
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            self._stop_clock()
 
         def on_exception(self, trainer, pl_module, exception) -> None:
             if trainer.is_global_zero and (self.folder / "last.ckpt").is_file():
@@ -372,18 +421,29 @@ def plot_losses(rows: list[dict], path: Path, trace: list[dict] | None = None) -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ep = [r["epoch"] + 1 for r in rows]
+    ep = [r.get("progress", r["epoch"] + 1) for r in rows]
     gan = any("d_loss" in r for r in rows)
-    if gan:
+    colour = any("val_cool_recall" in r for r in rows)
+    if gan or colour:
         fig, (a1, a2, a4) = plt.subplots(1, 3, figsize=(13.5, 3.4))
     else:
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
-    a1.plot(ep, [r["train_loss"] for r in rows], "o-", label="train")
+    steps = [t for t in (trace or []) if "train_loss" in t]
+    if steps:
+        a1.plot([t["epoch"] for t in steps], [t["train_loss"] for t in steps], "-", lw=1, label="train (running)")
+    else:
+        a1.plot(ep, [r["train_loss"] for r in rows], "o-", label="train")
     a1.plot(ep, [r["val_loss"] for r in rows], "s-", label="val")
     a1.set_xlabel("epoch")
     a1.set_ylabel("loss")
-    a1.set_title("loss (train: mean over the epoch)")
+    a1.set_title("loss" if steps else "loss (train: mean over the epoch)")
     a1.legend()
+    if colour:
+        a4.plot(ep, [r.get("val_cool_recall", float("nan")) for r in rows], "o-", color="C0", label="cool recall")
+        a4.plot(ep, [r.get("val_auc_rb", float("nan")) for r in rows], "s-", color="C1", label="AuC rebalanced")
+        a4.set_xlabel("epoch")
+        a4.set_title("validation colour metrics")
+        a4.legend(fontsize="small")
     a2.plot(ep, [r["val_psnr"] for r in rows], "o-", color="C2")
     a2.set_xlabel("epoch")
     a2.set_ylabel("val PSNR dB", color="C2")
@@ -392,6 +452,7 @@ def plot_losses(rows: list[dict], path: Path, trace: list[dict] | None = None) -
     a3.set_ylabel("val SSIM", color="C3")
     a2.set_title("validation (canonical metrics)")
     if gan:
+        trace = [t for t in (trace or []) if "d_loss" in t]
         style = "o" if trace else "o-"
         if trace:
             tx = [t["epoch"] for t in trace]
@@ -444,8 +505,59 @@ def _vivid_module(cfg: NetConfig, net, dm, out: Path, log):
                        channels_last=cfg.channels_last)
 
 
+def _colornet_module(cfg: NetConfig, net, dm, out: Path, log):
+    import numpy as np
+
+    from .colornet import ColorNetModule
+    from .vivid import load_or_compute_prior
+
+    prior = load_or_compute_prior(out, lambda: dm.split("train"), net.centres.cpu().numpy(), lam=cfg.rebalance,
+                                  sigma=cfg.prior_sigma, max_images=cfg.prior_images, log=log)
+    return ColorNetModule(net, np.asarray(prior["weights"]), ce_weight=cfg.ce_weight, reg_weight=cfg.reg_weight,
+                          class_weight=cfg.class_weight, hint_p_none=cfg.hint_p_none, hint_p_geom=cfg.hint_p_geom,
+                          hint_max=cfg.hint_max, seed=cfg.seed, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                          schedule=cfg.schedule, warmup=cfg.warmup, channels_last=cfg.channels_last)
+
+
 MODULE_BUILDERS: dict[str, Callable] = {"cnn": _regression_module, "unet": _regression_module,
-                                        "pix2pix": _pix2pix_module, "vivid": _vivid_module}
+                                        "pix2pix": _pix2pix_module, "vivid": _vivid_module,
+                                        "colornet": _colornet_module}
+
+
+def init_from_weights(net, path, log=None) -> dict:
+    """Warm start: copy the tensors of a weights file into ``net`` where names and shapes allow.
+
+    A first convolution that takes more input channels than the file's (a hint net started from
+    an L-only net) gets the file's kernels on its first channels and zeros on the rest, so it
+    starts out computing what the file's net computed. Returns {"copied", "widened", "skipped"} counts.
+    """
+    import torch
+    from safetensors.torch import load_file
+
+    src = load_file(str(Path(path).expanduser()))
+    own = net.state_dict()
+    new, widened, skipped = {}, 0, []
+    for k, v in own.items():
+        w = src.get(k)
+        if w is None:
+            skipped.append(k)
+        elif w.shape == v.shape:
+            new[k] = w.to(v.dtype)
+        elif w.ndim == 4 and v.ndim == 4 and w.shape[0] == v.shape[0] and w.shape[1] < v.shape[1] \
+                and w.shape[2:] == v.shape[2:]:
+            t = torch.zeros_like(v)
+            t[:, : w.shape[1]] = w
+            new[k] = t
+            widened += 1
+        else:
+            skipped.append(k)
+    net.load_state_dict(new, strict=False)
+    info = {"copied": len(new) - widened, "widened": widened, "skipped": len(skipped)}
+    if log is not None:
+        log(f"warm start from {path}: {info['copied']} tensors copied, {widened} widened, "
+            f"{len(skipped)} kept fresh" + (f" ({', '.join(skipped[:4])}{', ...' if len(skipped) > 4 else ''})"
+                                            if skipped else ""))
+    return info
 
 
 def _write_yaml(path: Path, cfg: NetConfig) -> None:
@@ -576,12 +688,15 @@ def _fit(cfg: NetConfig, out: Path, resume: bool, progress: bool, log, extra_cal
         torch.set_num_threads(int(cfg.num_threads))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     net = build_net(cfg.net_arch(), **cfg.arch_kwargs())
+    if cfg.init_from and not resume:
+        init_from_weights(net, cfg.init_from, log)
     dm = ColorDataModule(data=cfg.data, size=cfg.size, train_limit=cfg.train_limit, val_limit=cfg.val_limit,
                          test_limit=cfg.test_limit, batch_size=cfg.batch_size, flip=cfg.flip,
-                         num_workers=cfg.num_workers, progress=progress)
+                         num_workers=cfg.num_workers, progress=progress, labels=cfg.arch == "colornet")
     module = MODULE_BUILDERS[cfg.arch](cfg, net, dm, out, log)
-    recorder = _recorder_class()(out, log, heartbeat_s=None if progress else 60.0)
-    best_cb = ModelCheckpoint(dirpath=out, filename="best-weights", monitor="val_ssim", mode="max", save_top_k=1,
+    recorder = _recorder_class()(out, log, heartbeat_s=None if progress else 60.0,
+                                 every_n_steps=cfg.log_every_n_steps)
+    best_cb = ModelCheckpoint(dirpath=out, filename="best-weights", monitor=cfg.monitor, mode="max", save_top_k=1,
                               save_weights_only=True, auto_insert_metric_name=False, enable_version_counter=False)
     # the full checkpoint of every epoch, overwritten: what --resume continues from. (Lightning 2.6 writes
     # `save_last` only in epochs where a top-k checkpoint was saved, i.e. not after an epoch that did not
@@ -601,7 +716,7 @@ def _fit(cfg: NetConfig, out: Path, resume: bool, progress: bool, log, extra_cal
         default_root_dir=out, max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=_devices(cfg.devices),
         strategy=strategy, precision=cfg.precision, callbacks=callbacks, logger=False,
         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
-        log_every_n_steps=10, **kw,
+        log_every_n_steps=10, val_check_interval=cfg.val_check_interval, **kw,
     )
     n_params = sum(p.numel() for p in net.parameters())
     disc = getattr(module, "disc", None)
@@ -622,7 +737,7 @@ def _fit(cfg: NetConfig, out: Path, resume: bool, progress: bool, log, extra_cal
         "images_per_second": round(recorder.train_images / recorder.train_seconds, 1)
         if recorder.train_seconds > 0 else None,
     }
-    best_row = max(recorder.rows, key=lambda r: r["val_ssim"]) if recorder.rows else {}
+    best_row = max(recorder.rows, key=lambda r: r.get(cfg.monitor, float("-inf"))) if recorder.rows else {}
     net = _export_best(cfg, module.net, best_path, out, train_info)
     pred = wrap_net(net, input_size=cfg.size, name=out.name,
                     meta={"arch": cfg.net_arch(), "arch_kwargs": getattr(net, "arch_kwargs", cfg.arch_kwargs()),
@@ -633,7 +748,9 @@ def _fit(cfg: NetConfig, out: Path, resume: bool, progress: bool, log, extra_cal
     info = {
         "kind": "net", "arch": cfg.arch, "loss": cfg.loss, "preset": cfg.preset, **train_info,
         "wall_seconds_last_session": round(wall, 2), "epochs": cfg.epochs, "sessions": recorder.session,
-        "best_epoch": best_row.get("epoch"), "best_val_ssim": best_row.get("val_ssim"),
+        "best_epoch": best_row.get("epoch"), "best_progress": best_row.get("progress"),
+        "best_step": best_row.get("step"), "monitor": cfg.monitor, "best_monitor": best_row.get(cfg.monitor),
+        "best_val_ssim": best_row.get("val_ssim"),
         "best_val_psnr": best_row.get("val_psnr"), "parameters": n_params,
         **({"discriminator_parameters": sum(p.numel() for p in disc.parameters())} if disc is not None else {}),
         "accelerator": str(type(trainer.accelerator).__name__), "devices": trainer.num_devices,

@@ -51,9 +51,8 @@ class RebalancedCELoss(nn.Module):
     Called as ``loss(logits, ab)``: logits ``(B, Q, h, w)``, ab ``(B, 2, H, W)`` in Lab units
     (averaged over blocks down to ``(h, w)`` when larger: the targets of half-resolution logits);
     returns the mean over pixels of ``w[nearest bin] · (-Σ_k t_k log softmax(logits)_{bin_k})``,
-    in float32 with autocast off. Since ``Σ_k t_k = 1`` that is computed as
-    ``logsumexp(logits) - Σ_k t_k · logits_{bin_k}``, which never materializes the ``(B, Q, h, w)``
-    log-probabilities. The look-up table and the weights are buffers (they follow the module to
+    in float32 with autocast off: ``log_softmax`` over Q (whose fused backward is about 1.5x faster
+    on a CPU than that of ``logsumexp``), gathered at the k target bins. The look-up table and the weights are buffers (they follow the module to
     its device) that are not saved in checkpoints.
     """
 
@@ -75,8 +74,8 @@ class RebalancedCELoss(nn.Module):
             ab = torch.nn.functional.avg_pool2d(ab.float(), f)  # (B, 2, h, w)
         idx, t = self.encoder.encode(ab)  # (B, k, h, w) nearest first, weights summing to 1
         with torch.autocast(device_type=logits.device.type, enabled=False):
-            z = logits.float()  # (B, Q, h, w)
-            ce = torch.logsumexp(z, dim=1) - (t * z.gather(1, idx)).sum(dim=1)  # (B, h, w)
+            logp = torch.log_softmax(logits.float().contiguous(), dim=1)  # (B, Q, h, w); its backward is fused
+            ce = -(t * logp.gather(1, idx)).sum(dim=1)  # (B, h, w)
             return (self.class_weights[idx[:, 0]] * ce).mean()
 
 
