@@ -264,3 +264,69 @@ def test_iter_folder_images_skips_hidden_dirs_and_output(tmp_path):
     (tmp_path / "out" / "o.png").write_bytes(b"x")
     found = [p.relative_to(tmp_path).as_posix() for p in images.iter_folder_images(tmp_path, exclude=tmp_path / "out")]
     assert found == ["b.png", "a/1.jpg", "dir.png/inner.jpg"]
+
+
+def test_display_name_is_one_printable_line():
+    assert images.display_name("name with spaces ünïcödé фото.jpg") == "name with spaces ünïcödé фото.jpg"
+    assert images.display_name("a\nb\tc\x1b[31m.jpg") == "a\\nb\\tc\\x1b[31m.jpg"
+    assert images.display_name(b"bad\xff.jpg") == "bad\\xff.jpg"
+    assert images.display_name(os.fsdecode(b"bad\xff.jpg")) == "bad\\xff.jpg"
+
+
+def test_header_tells_what_an_unidentified_file_is(tmp_path):
+    def ihdr_png(w, h):
+        ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+        return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IEND", b"")
+
+    cases = {
+        "zero-width.png": (ihdr_png(0, 10), "has no pixels (0x10 in its PNG header)"),
+        "zero-height.png": (ihdr_png(10, 0), "has no pixels (10x0 in its PNG header)"),
+        "bad-crc.png": (encode(Image.fromarray(photo()), "PNG")[:29] + b"\0\0\0\0" + b"\0" * 10, "broken PNG file"),
+        "doc.jpg": (b"%PDF-1.7\n" + b"x" * 100, "it looks like a PDF document"),
+        "archive.png": (b"PK\x03\x04" + b"\0" * 100, "it looks like a zip archive"),
+        "drawing.png": (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>', "SVG drawing"),
+        "page.jpg": (b"<!DOCTYPE html><html></html>", "web page"),
+        "zeros.jpg": (b"\0" * 500, "only zero bytes"),
+    }
+    for name, (data, fragment) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ImageError) as e:
+            open_image(tmp_path / name)
+        assert fragment in str(e.value) and name in str(e.value), (name, str(e.value))
+    with pytest.raises(images.TooManyPixels) as e:  # Pillow's own bomb error, sized from the header
+        open_image(png_header_only(100_000, 100_000))
+    assert "100000x100000 = 10,000,000,000 pixels" in str(e.value) and e.value.size == (100_000, 100_000)
+
+
+def test_links_pipes_and_devices_each_get_their_own_message(tmp_path):
+    (tmp_path / "broken.jpg").symlink_to("gone.jpg")
+    (tmp_path / "loop1.jpg").symlink_to("loop2.jpg")
+    (tmp_path / "loop2.jpg").symlink_to("loop1.jpg")
+    (tmp_path / "null.jpg").symlink_to("/dev/null")
+    (tmp_path / "file").write_bytes(b"x")
+    for name, fragment in {"broken.jpg": "broken symbolic link (it points to gone.jpg",
+                           "loop1.jpg": "symbolic link loop", "null.jpg": "not a regular file but a device",
+                           "file/x.jpg": "a part of the path is a file"}.items():
+        with pytest.raises(ImageError) as e:
+            open_image(tmp_path / name)
+        assert fragment in str(e.value), (name, str(e.value))
+
+
+def test_bogus_exif_orientation_is_ignored_and_said(tmp_path):
+    rgb = photo(48, 64)
+    for o in (0, 9, 65535):
+        im = open_image(exif_rotated_jpeg(rgb, o))
+        assert im.size == (64, 48)  # pixels as stored
+        assert images.image_notes(im) == [f"EXIF orientation {o} is not one of 1-8; used the pixels as stored"]
+    assert images.image_notes(open_image(exif_rotated_jpeg(rgb, 6))) == []
+
+
+def test_is_grayscale():
+    rgb = photo(48, 64)
+    assert not images.is_grayscale(Image.fromarray(rgb))
+    gray = Image.fromarray(rgb).convert("L")
+    assert images.is_grayscale(gray)
+    assert images.is_grayscale(open_image(encode(gray.convert("RGB"), "JPEG", quality=80)))  # JPEG noise
+    assert images.is_grayscale(gray.convert("P"))
+    big = Image.fromarray(np.repeat(np.repeat(rgb, 20, 0), 20, 1))  # 1280x960: sampled, still colour
+    assert not images.is_grayscale(big)
