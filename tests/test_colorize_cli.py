@@ -21,8 +21,9 @@ import pytest
 from PIL import Image
 from skimage.color import rgb2lab
 
+from chromalab.errors import ChromalabError, ModelError
 from chromalab.images import image_to_L, open_image
-from chromalab.inference import colorize_cli, plan_jobs
+from chromalab.inference import MAX_WORK_SIZE, colorize_cli, plan_jobs, read_provenance
 
 from .test_images import build_bad_inputs, build_good_inputs, encode, photo
 from .test_inference import TinyNetPredictor
@@ -206,16 +207,23 @@ def test_layout_mirrors_folders_files_go_flat_collisions_resolved(tmp_path, caps
     assert capsys.readouterr().out.startswith("done 7, skipped 0, failed 0")  # photos/a.jpg done once
 
 
-def test_skip_existing_then_overwrite(tmp_path, capsys):
+def test_skip_up_to_date_remake_unrecorded_then_overwrite(tmp_path, capsys):
     root = _tree(tmp_path)
     out = tmp_path / "out"
     assert colorize_cli([root], output=out, model="gray", progress=False) == 0
     capsys.readouterr()
     target = out / "photos" / "a_color.png"
-    target.write_bytes(b"old")
+    made = target.read_bytes()
+    assert read_provenance(target) == {"model": "gray", "work_size": 64}
     assert colorize_cli([root], output=out, model="gray", progress=False) == 0
-    assert capsys.readouterr().out.startswith("done 0, skipped 5, failed 0")
-    assert target.read_bytes() == b"old"
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("done 0, skipped 5, failed 0 (already made with this model and settings")
+    assert "outputs in" not in line  # nothing was written
+    assert target.read_bytes() == made
+    target.write_bytes(b"old")  # no record of what made it: not done
+    assert colorize_cli([root], output=out, model="gray", progress=False) == 0
+    assert capsys.readouterr().out.startswith("done 1, skipped 4, failed 0")
+    assert target.read_bytes() == made
     assert colorize_cli([root], output=out, model="gray", overwrite=True, progress=False) == 0
     assert capsys.readouterr().out.startswith("done 5, skipped 0, failed 0")
     assert Image.open(target).size == (64, 48)
@@ -248,11 +256,29 @@ def test_output_inside_input_folder_is_not_read_back(tmp_path, capsys):
     assert len(plan_jobs([root], root)) == len(jobs) == 5
 
 
-def test_side_by_side_output(tmp_path, capsys):
+def test_side_by_side_writes_both_outputs(tmp_path, capsys):
+    """Defect 5: --side-by-side used to write only p_compare.png; one run now gives both."""
     (tmp_path / "p.jpg").write_bytes(encode(Image.fromarray(photo(30, 40)), "JPEG"))
-    assert colorize_cli([tmp_path / "p.jpg"], output=tmp_path / "o", model="gray", side_by_side=True,
+    (tmp_path / "q.png").write_bytes(encode(Image.fromarray(photo(30, 40, seed=1)), "PNG"))
+    pred = TinyNetPredictor()
+    assert colorize_cli([tmp_path / "p.jpg", tmp_path / "q.png"], output=tmp_path / "o", model=pred,
+                        side_by_side=True, progress=False) == 0
+    assert capsys.readouterr().out.startswith("done 2, skipped 0, failed 0")
+    for stem in ("p", "q"):
+        color = np.asarray(Image.open(tmp_path / "o" / f"{stem}_color.png"))
+        compare = np.asarray(Image.open(tmp_path / "o" / f"{stem}_compare.png"))
+        assert color.shape == (30, 40, 3) and compare.shape == (30, 80, 3)
+        np.testing.assert_array_equal(compare[:, 40:], color)  # the right half is the plain result
+        gray = compare[:, :40].astype(int)
+        assert np.abs(gray[..., 0] - gray[..., 2]).max() <= 1  # the left half is the gray input
+    # a later run without --side-by-side finds its output made, and one with it finds both
+    assert colorize_cli([tmp_path / "p.jpg"], output=tmp_path / "o", model=pred, progress=False) == 0
+    assert capsys.readouterr().out.startswith("done 0, skipped 1")
+    (tmp_path / "o" / "p_compare.png").unlink()
+    assert colorize_cli([tmp_path / "p.jpg"], output=tmp_path / "o", model=pred, side_by_side=True,
                         progress=False) == 0
-    assert Image.open(tmp_path / "o" / "p_compare.png").size == (80, 30)
+    assert capsys.readouterr().out.startswith("done 1, skipped 0")
+    assert (tmp_path / "o" / "p_compare.png").is_file()
 
 
 def test_net_model_gives_colour_and_keeps_L(tmp_path, capsys):  # noqa: N802
@@ -283,5 +309,207 @@ def test_cli_options_reach_colorize_and_import_path_is_lean(tmp_path):
     imported = {ln.split("|")[-1].strip().split(".")[0] for ln in r.stderr.splitlines() if ln.startswith("import time:")}
     assert not imported & set(FORBIDDEN_IMPORTS), imported & set(FORBIDDEN_IMPORTS)
     assert Image.open(tmp_path / "o" / "one_compare.png").size == (256, 96)
+    assert Image.open(tmp_path / "o" / "one_color.png").size == (128, 96)
     r = run_cli(["colorize", "one.jpg", "--backend", "gpu", "--model", "gray"], tmp_path)
     assert r.returncode == 1 and "unknown backend" in r.stderr and "Traceback" not in r.stderr
+
+
+# ---- defect 1: each output records what made it; another model or setting is not "done" ---------------------
+def test_switching_model_or_settings_makes_the_output_again(tmp_path, capsys):
+    src = tmp_path / "photo.jpg"
+    src.write_bytes(encode(Image.fromarray(photo(60, 80)), "JPEG"))
+    out = tmp_path / "out"
+    target = out / "photo_color.png"
+    assert colorize_cli([src], output=out, model="gray", progress=False) == 0
+    capsys.readouterr()
+    gray = np.asarray(Image.open(target).convert("RGB")).astype(int)
+    assert np.abs(gray[..., 0] - gray[..., 2]).max() <= 1
+
+    pred = TinyNetPredictor()  # another model, same output name
+    assert colorize_cli([src], output=out, model=pred, progress=False) == 0
+    line = capsys.readouterr().out
+    assert line.startswith("done 1, skipped 0, failed 0") and "replaced 1 existing output" in line, line
+    lab = rgb2lab(np.asarray(Image.open(target).convert("RGB")) / 255.0)
+    assert np.hypot(lab[..., 1], lab[..., 2]).mean() > 5  # the new model's colours, not the gray image
+    assert read_provenance(target) == {"model": "tiny-net", "work_size": 64}
+
+    assert colorize_cli([src], output=out, model=pred, progress=False) == 0  # same model and settings: done
+    assert capsys.readouterr().out.startswith("done 0, skipped 1, failed 0")
+    assert colorize_cli([src], output=out, model=pred, work_size=32, progress=False) == 0  # another setting
+    assert capsys.readouterr().out.startswith("done 1, skipped 0, failed 0")
+    assert read_provenance(target)["work_size"] == 32
+    # settings a caller adds (e.g. a later --vividness) are recorded and compared the same way
+    assert colorize_cli([src], output=out, model=pred, work_size=32, settings={"vividness": 0.7}, progress=False) == 0
+    assert capsys.readouterr().out.startswith("done 1, skipped 0, failed 0")
+    assert read_provenance(target) == {"model": "tiny-net", "work_size": 32, "vividness": 0.7}
+    assert colorize_cli([src], output=out, model=pred, work_size=32, settings={"vividness": 0.7}, progress=False) == 0
+    assert capsys.readouterr().out.startswith("done 0, skipped 1, failed 0")
+
+
+def test_bundled_default_then_vivid_then_another_temperature(tmp_path, capsys):
+    """The reported case: `colorize photo.jpg -o out/`, then `--model vivid -o out/`."""
+    import hashlib as _h
+
+    from chromalab.predictors.nets import bundled_path
+
+    src = tmp_path / "photo.jpg"
+    src.write_bytes(encode(Image.fromarray(photo(48, 64)), "JPEG"))
+    out = tmp_path / "out"
+    target = out / "photo_color.png"
+    assert colorize_cli([src], output=out, progress=False) == 0
+    first = target.read_bytes()
+    sha = _h.sha256(bundled_path("default").read_bytes()).hexdigest()
+    assert read_provenance(target) == {"model": "default", "model_sha256": sha, "work_size": 64}
+    capsys.readouterr()
+    assert colorize_cli([src], output=out, model="vivid", progress=False) == 0
+    assert capsys.readouterr().out.startswith("done 1, skipped 0, failed 0")
+    assert target.read_bytes() != first and read_provenance(target)["model"] == "vivid"
+    assert colorize_cli([src], output=out, model="vivid", temperature=0.5, progress=False) == 0
+    assert capsys.readouterr().out.startswith("done 1, skipped 0, failed 0")
+    rec = read_provenance(target)
+    assert rec["temperature"] == 0.5 and rec["model"] == "vivid"
+    assert rec["model_sha256"] == _h.sha256(bundled_path("vivid").read_bytes()).hexdigest()
+    assert colorize_cli([src], output=out, model="vivid", temperature=0.5, progress=False) == 0
+    assert capsys.readouterr().out.startswith("done 0, skipped 1, failed 0")
+
+
+def test_unknown_model_is_an_error_before_any_work(tmp_path):
+    (tmp_path / "photo.jpg").write_bytes(encode(Image.fromarray(photo()), "JPEG"))
+    assert colorize_cli([tmp_path / "photo.jpg"], output=tmp_path / "out", model="gray", progress=False) == 0
+    before = digest_tree(tmp_path)
+    for out in ("out", "fresh"):  # outputs already there (it used to say "skipped 1" and exit 0), or none
+        r = run_cli(["colorize", "photo.jpg", "-o", out, "--model", "foo"], tmp_path)
+        assert r.returncode == 1 and r.stdout == "", (r.stdout, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: unknown model 'foo'"), lines
+    assert digest_tree(tmp_path) == before and not (tmp_path / "fresh").exists()
+    with pytest.raises(ModelError, match="unknown model"):
+        colorize_cli([tmp_path / "photo.jpg"], output=tmp_path / "fresh", model="foo", progress=False)
+    assert not (tmp_path / "fresh").exists()
+
+
+# ---- defect 2: --work-size is bounded ------------------------------------------------------------------------
+def test_work_size_over_the_limit_is_one_line_before_any_work(tmp_path):
+    (tmp_path / "photo.jpg").write_bytes(encode(Image.fromarray(photo(427, 640)), "JPEG"))
+    r = run_cli(["colorize", "photo.jpg", "--work-size", "100000", "-o", "out", "--model", "gray"], tmp_path)
+    assert r.returncode == 1 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert lines == [f"error: --work-size 100000 is out of range: give 1 to {MAX_WORK_SIZE} "
+                     "(the long side the model sees; default 64)"], lines
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ChromalabError, match=f"give 1 to {MAX_WORK_SIZE}"):
+        colorize_cli([tmp_path / "photo.jpg"], output=tmp_path / "out", model="gray", work_size=0, progress=False)
+    assert colorize_cli([tmp_path / "photo.jpg"], output=tmp_path / "out", model=TinyNetPredictor(),
+                        work_size=MAX_WORK_SIZE, progress=False) == 0  # the limit itself works
+    assert read_provenance(tmp_path / "out" / "photo_color.png")["work_size"] == MAX_WORK_SIZE
+
+
+# ---- defect 3: a file that cannot be used, named on the command line, is one line like in a folder ---------
+def test_bad_files_named_on_the_command_line_behave_as_in_a_folder(tmp_path, can_refuse):
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        (src / name).write_bytes(encode(Image.fromarray(photo(seed=len(name))), "JPEG"))
+    (src / "broken.jpg").symlink_to("nowhere.jpg")
+    (src / "null.jpg").symlink_to("/dev/null")
+    os.mkfifo(src / "fifo.jpg")
+    bad = {"broken.jpg": "broken symbolic link", "null.jpg": "a device", "fifo.jpg": "named pipe"}
+    if can_refuse:
+        (src / "locked.jpg").write_bytes(encode(Image.fromarray(photo()), "JPEG"))
+        (src / "locked.jpg").chmod(0)
+        bad["locked.jpg"] = "permission denied"
+    names = ["a.jpg", *bad, "b.jpg"]
+    explicit = run_cli(["colorize", *names, "-o", "../out1", "--model", "gray"], src, unprivileged=True)
+    folder = run_cli(["colorize", "in", "-o", "out2", "--model", "gray"], tmp_path, unprivileged=True)
+    for r in (explicit, folder):
+        assert r.returncode == 1, (r.stdout, r.stderr)
+        assert "Usage" not in r.stderr + r.stdout and "Traceback" not in r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == len(bad), lines
+        for name, fragment in bad.items():
+            mine = [ln for ln in lines if name in ln]
+            assert len(mine) == 1 and mine[0].startswith("error: ") and fragment in mine[0], (name, lines)
+        assert r.stdout.startswith(f"done 2, skipped 0, failed {len(bad)}"), r.stdout
+    assert {p.name for p in (tmp_path / "out1").iterdir()} == {"a_color.png", "b_color.png"}
+    assert {p.name for p in (tmp_path / "out2" / "in").iterdir()} == {"a_color.png", "b_color.png"}
+
+
+# ---- defect 4: -o NAME.png with one input is that file ---------------------------------------------------------
+def test_output_path_ending_in_png_is_the_output_file(tmp_path, capsys):
+    a, b = tmp_path / "a.jpg", tmp_path / "b.jpg"
+    a.write_bytes(encode(Image.fromarray(photo(30, 40)), "JPEG"))
+    b.write_bytes(encode(Image.fromarray(photo(30, 40, seed=1)), "JPEG"))
+    res = tmp_path / "res" / "result.png"
+    assert colorize_cli([a], output=res, model="gray", side_by_side=True, progress=False) == 0
+    assert res.is_file() and Image.open(res).size == (40, 30)
+    assert Image.open(res.with_name("result_compare.png")).size == (80, 30)
+    assert sorted(p.name for p in res.parent.iterdir()) == ["result.png", "result_compare.png"]
+    assert capsys.readouterr().out.strip().endswith(f"wrote {res}")
+    for paths, output, fragment in [([a, b], tmp_path / "two.png", "names one output file, but 2 inputs were given"),
+                                    ([tmp_path / "res"], tmp_path / "dir.png", "is a folder"),
+                                    ([a], tmp_path / "out.jpg", "outputs are PNG files")]:
+        with pytest.raises(ChromalabError, match=fragment) as e:
+            colorize_cli(paths, output=output, model="gray", progress=False)
+        assert "\n" not in str(e.value) and not output.exists()
+    (tmp_path / "old.png").mkdir()  # a folder made before (by an older version): still a folder
+    assert colorize_cli([a, b], output=tmp_path / "old.png", model="gray", progress=False) == 0
+    assert sorted(p.name for p in (tmp_path / "old.png").iterdir()) == ["a_color.png", "b_color.png"]
+    r = run_cli(["colorize", "a.jpg", "b.jpg", "-o", "x.png", "--model", "gray"], tmp_path)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "give a folder" in r.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
+# ---- defect 6: help and messages ----------------------------------------------------------------------------------
+def test_help_is_plain_and_tells_the_real_defaults(tmp_path):
+    from chromalab.registry import load_predictor
+
+    r = run_cli(["colorize", "--help"], tmp_path)
+    assert r.returncode == 0
+    text = " ".join(r.stdout.replace("│", " ").split())
+    for bad in ("<bool>", "{paths}", "<list", "0.38"):
+        assert bad not in r.stdout, bad
+    assert "colorize [OPTIONS] PATH..." in text
+    assert "0.2 for the bundled vivid" in text and "a run's saved T" in text
+    assert f"1 to {MAX_WORK_SIZE}" in text
+    assert "records the model and settings that made it" in text and "made again" in text
+    assert "--overwrite Make every output again" in text
+    assert load_predictor("vivid", progress=False).temperature == pytest.approx(0.2)  # the help tells the truth
+    for args in (["--help"], ["serve", "--help"], ["models", "--help"], ["evaluate", "--help"]):
+        r = run_cli(args, tmp_path)
+        assert r.returncode == 0 and "<bool>" not in r.stdout and "{" not in r.stdout.split("\n", 3)[1], args
+        assert "0.38" not in r.stdout
+
+
+def test_summary_names_the_output_folder_only_when_something_was_written(tmp_path, capsys):
+    assert colorize_cli([tmp_path / "missing.jpg"], output=tmp_path / "out", model="gray", progress=False) == 1
+    cap = capsys.readouterr()
+    assert cap.out.strip() == "done 0, skipped 0, failed 1" and "missing.jpg: no such file" in cap.err
+    (tmp_path / "p.png").write_bytes(encode(Image.fromarray(photo()), "PNG"))
+    assert colorize_cli([tmp_path / "p.png"], output=tmp_path / "out", model="gray", progress=False) == 0
+    assert capsys.readouterr().out.strip().endswith(f"; outputs in {tmp_path / 'out'}")
+
+
+def _ro_mount_cmd(folder: Path, *cmd) -> list[str]:
+    """Run ``cmd`` with a read-only tmpfs mounted on ``folder`` (private user + mount namespace)."""
+    return ["unshare", "--mount", "--map-root-user", "sh", "-c", 'mount -t tmpfs -o ro tmpfs "$0" && exec "$@"',
+            str(folder), *map(str, cmd)]
+
+
+def test_read_only_file_system_is_not_called_permission_denied(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    try:
+        probe = subprocess.run(_ro_mount_cmd(ro, "true"), capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        pytest.skip("unshare is not available")
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here: {probe.stderr.decode(errors='replace')[:200]}")
+    (tmp_path / "a.jpg").write_bytes(encode(Image.fromarray(photo()), "JPEG"))
+    r = subprocess.run(_ro_mount_cmd(ro, sys.executable, "-m", "chromalab.cli", "colorize", "a.jpg", "-o", ro,
+                                     "--model", "gray"),
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(ro) in lines[0] and "read-only file system" in lines[0], lines
+    assert "permission denied" not in lines[0].lower()
+    assert r.stdout.strip() == "done 0, skipped 0, failed 1"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+import os
 import threading
 import warnings
 from pathlib import Path
@@ -154,6 +157,36 @@ def test_ab_upsampling_equals_pillow(kind):
         np.testing.assert_allclose(got, _resize_plane(a, (W, H), kind), atol=1e-4)
 
 
+def test_png_text_records_are_written_before_the_pixels_and_read_back(tmp_path):
+    from chromalab.inference import (
+        PROVENANCE_KEY,
+        encode_png,
+        provenance_text,
+        read_png_text,
+        read_provenance,
+        save_png,
+    )
+
+    arr = np.random.default_rng(1).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    rec = {"model": "default", "work_size": 64, "temperature": 0.2}
+    data = encode_png(arr, text=provenance_text(rec))
+    assert data.index(b"tEXt") < data.index(b"IDAT")
+    im = Image.open(io.BytesIO(data))
+    assert json.loads(im.info[PROVENANCE_KEY]) == rec and im.info["Software"].startswith("chromalab ")
+    np.testing.assert_array_equal(np.asarray(im), arr)
+    for i, what in enumerate([arr, Image.fromarray(arr)]):  # both encoders record it
+        save_png(what, tmp_path / f"{i}.png", text=provenance_text(rec))
+        assert read_provenance(tmp_path / f"{i}.png") == rec
+    (tmp_path / "plain.png").write_bytes(encode_png(arr))
+    (tmp_path / "junk.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\xff" * 40)
+    os.mkfifo(tmp_path / "fifo.png")  # never opened (it would block)
+    for name in ("plain.png", "junk.png", "fifo.png", "missing.png"):
+        assert read_png_text(tmp_path / name, PROVENANCE_KEY) is None and read_provenance(tmp_path / name) is None
+    col = Colorizer(Recorder())
+    col.colorize_file(tmp_path / "0.png", tmp_path / "api.png")
+    assert read_provenance(tmp_path / "api.png") == {"model": "recorder", "work_size": 64}
+
+
 # ---- any size ------------------------------------------------------------------------------------------------
 def test_model_sees_working_size_and_output_has_input_size():
     rec = Recorder()
@@ -178,6 +211,26 @@ def test_working_size_multiple_of_stride_and_adjustable():
     assert big.work_shape(768, 1024) == (96, 128)
     big.colorize_image(Image.fromarray(photo(96, 128)))
     assert rec.shapes[-1] == (1, 1, 96, 128)
+
+
+def test_work_size_is_bounded_and_big_work_sizes_go_through_the_net_in_small_passes():
+    from chromalab.inference import MAX_WORK_SIZE, WORK_PIXELS_PER_PASS
+
+    for bad in (0, MAX_WORK_SIZE + 1, 100_000):
+        with pytest.raises(chromalab.errors.ChromalabError, match=f"give 1 to {MAX_WORK_SIZE}"):
+            Colorizer(GrayPredictor(), work_size=bad)
+    rec = RecorderNet()
+    col = Colorizer(rec, backend="numpy", work_size=MAX_WORK_SIZE, batch_size=64)
+    items = [col.prepare(Image.fromarray(photo(60, 80, seed=i))) for i in range(10)]
+    assert items[0].work.shape == (384, 512)
+    rec.shapes.clear()
+    assert len(col.predict_work(items)) == 10
+    assert sum(s[0] for s in rec.shapes) == 10 and len(rec.shapes) > 1
+    assert all(s[0] * s[2] * s[3] <= WORK_PIXELS_PER_PASS for s in rec.shapes), rec.shapes
+    small = Colorizer(rec, backend="numpy", batch_size=64)  # the usual 64 px: one pass for the batch
+    rec.shapes.clear()
+    small.predict_work([small.prepare(Image.fromarray(photo(60, 80, seed=i))) for i in range(10)])
+    assert [s[0] for s in rec.shapes] == [10]
 
 
 def test_original_L_is_kept_and_ab_is_placed_right():

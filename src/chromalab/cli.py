@@ -14,17 +14,48 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from typer.core import TyperCommand, TyperGroup
 
 from .errors import ChromalabError
+
+
+def _plain_help(params: list) -> list:
+    """Help without type placeholders: ``--overwrite``, not ``--overwrite <bool>``; arguments by
+    their metavar in capitals (``PATH``, ``MODEL``), without ``<list[str]>`` next to them."""
+    for p in params:
+        if getattr(p, "is_flag", False) and p.metavar is None:
+            p.metavar = ""
+        elif p.param_type_name == "argument":
+            p.metavar = p.metavar or p.name.upper()
+            p.display_type_rich = lambda ctx: None
+    return params
+
+
+class _Command(TyperCommand):
+    """A command whose help shows flags bare and arguments as ``PATH...`` (not ``{paths}...``).
+    Every command gets it (see the end of this file)."""
+
+    def get_params(self, ctx):
+        return _plain_help(super().get_params(ctx))
+
+    def collect_usage_pieces(self, ctx):
+        return [p[1:].replace("}", "", 1) if p.startswith("{") else p for p in super().collect_usage_pieces(ctx)]
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx):
+        return _plain_help(super().get_params(ctx))
+
 
 app = typer.Typer(
     help="Colorize grayscale images by regression in CIELAB.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=_Group,
 )
-data_app = typer.Typer(help="Get and prepare Tiny ImageNet.", no_args_is_help=True)
-export_app = typer.Typer(help="Export a model (ONNX).", no_args_is_help=True)
+data_app = typer.Typer(help="Get and prepare Tiny ImageNet.", no_args_is_help=True, cls=_Group)
+export_app = typer.Typer(help="Export a model (ONNX).", no_args_is_help=True, cls=_Group)
 app.add_typer(data_app, name="data")
 app.add_typer(export_app, name="export")
 
@@ -132,7 +163,8 @@ def evaluate(
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the metrics as JSON here.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per batch.")] = None,
     temperature: Annotated[float | None, typer.Option(
-        "--temperature", help="Vivid models: T of the annealed-mean decoding (default: the model's, 0.38).")] = None,
+        "--temperature", help="Vivid models: T of the annealed-mean decoding (default: the model's own: "
+        "0.2 for the bundled vivid, a run's saved T for a run folder).")] = None,
 ) -> None:
     """Evaluate a model: PSNR, SSIM, MSE, L1, R², colourfulness."""
     from .evaluate import evaluate_images, evaluate_split, format_table
@@ -216,22 +248,39 @@ def compare(
 # ---- colorize / export / serve ------------------------------------------------------------------
 @app.command("colorize")
 def colorize(
-    paths: Annotated[list[Path], typer.Argument(help="Image files and/or folders (searched recursively).")],
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output folder (default: ./colorized).")] = None,
-    model: Annotated[str, typer.Option("--model", help="Registry name, run folder or .safetensors file.")] = "default",
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
-    side_by_side: Annotated[bool, typer.Option("--side-by-side", help="Write gray | colorized side by side.")] = False,
-    max_pixels: Annotated[int | None, typer.Option("--max-pixels", help="Refuse larger images (default 50,000,000).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 16,
-    work_size: Annotated[int | None, typer.Option("--work-size", help="Long side of the L the net sees (default: its training size, 64).")] = None,
-    backend: Annotated[str, typer.Option("--backend", help="auto | onnx | torch | numpy.")] = "auto",
+    paths: Annotated[list[str], typer.Argument(
+        metavar="PATH", show_default=False,
+        help="Image files and/or folders (searched recursively). A file that cannot be read is one error "
+        "line; the others are still done.")],
+    output: Annotated[Path | None, typer.Option(
+        "-o", "--output", metavar="OUT", help="Output folder (default: ./colorized). With one input file, "
+        "OUT ending in .png is the output file itself.")] = None,
+    model: Annotated[str, typer.Option(
+        "--model", metavar="NAME", help="Registry name (see `chromalab models`), run folder or .safetensors "
+        "file. An unknown one is an error before anything is done.")] = "default",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Make every output again, even up-to-date ones.")] = False,
+    side_by_side: Annotated[bool, typer.Option(
+        "--side-by-side", help="Also write NAME_compare.png (gray | colorized) next to NAME_color.png.")] = False,
+    max_pixels: Annotated[int | None, typer.Option(
+        "--max-pixels", metavar="N", help="Refuse larger images (default 50,000,000).")] = None,
+    batch_size: Annotated[int, typer.Option(metavar="N", help="Images per forward pass.")] = 16,
+    work_size: Annotated[int | None, typer.Option(
+        "--work-size", metavar="PX", help="Long side of the L the net sees, 1 to 512 (default: its training "
+        "size, 64). Larger sizes give a little more colour and cost memory.")] = None,
+    backend: Annotated[str, typer.Option("--backend", metavar="NAME", help="auto | onnx | torch | numpy.")] = "auto",
     temperature: Annotated[float | None, typer.Option(
-        "--temperature", help="Vivid models: T of the annealed mean; lower is more colourful (default 0.38).")] = None,
+        "--temperature", metavar="T", help="Vivid models: T of the annealed mean; lower is more colourful "
+        "(default: the model's own: 0.2 for the bundled vivid, a run's saved T for a run folder).")] = None,
 ) -> None:
     """Colorize photos of any size: files and folders, progress bar, one-line summary; exit 1 if any failed.
 
     photo.jpg -> OUT/photo_color.png; a folder DIR -> OUT/DIR/... (sub-folders mirrored).
-    Existing outputs are skipped unless --overwrite; inputs are never written to.
+
+    Each output PNG records the model and settings that made it (a PNG text chunk named
+    chromalab). An existing output is skipped only when its record matches this run's model
+    and settings; otherwise (another model, --work-size, --temperature, or no record) it is
+    made again. --overwrite makes every output again. Inputs are never written to; outputs
+    are written under a temporary name and renamed, so Ctrl-C leaves no partial file.
     """
     from .inference import colorize_cli
 
@@ -276,6 +325,12 @@ def _parse_sets(items: list[str]) -> dict:
         k, v = it.split("=", 1)
         res[k.strip()] = yaml.safe_load(v)
     return res
+
+
+for _typer_app in (app, data_app, export_app):  # every command's help: see _Command
+    for _info in _typer_app.registered_commands:
+        if _info.cls in (None, TyperCommand):
+            _info.cls = _Command
 
 
 def main() -> None:

@@ -35,6 +35,7 @@ full-size steps run on one small shared thread pool.
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import json
@@ -53,11 +54,28 @@ import numpy as np
 
 from .color import AB_SCALE, L_MAX, lab_planes_to_rgb_uint8_fast, scale_L, unscale_ab
 from .errors import ChromalabError, ImageError, ModelError
-from .images import DEFAULT_MAX_PIXELS, alpha_channel, image_to_L, iter_folder_images, open_image
+from .images import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_SUFFIXES,
+    alpha_channel,
+    display_name,
+    image_notes,
+    image_to_L,
+    iter_folder_images,
+    open_image,
+)
 from .predictors.base import Predictor
 
 DEFAULT_WORK_SIZE = 64
 """Long side of the L the net sees (its training size); ``work_size=`` / ``--work-size`` change it."""
+MAX_WORK_SIZE = 512
+"""Largest working size accepted: 8x the training size. Larger ones only cost memory (a 100,000 px
+working size asked for 23 GB); the measured gain in colour stops well below this (docs/colorize.md)."""
+WORK_PIXELS_PER_PASS = 1 << 20
+"""At most this many working-size pixels go through the net in one forward pass (64 images of
+128x128, 4 of 512x512), which bounds the net's memory whatever the batch size and work size."""
+PROVENANCE_KEY = "chromalab"
+"""PNG text keyword under which an output records (as JSON) the model and settings that made it."""
 PNG_COMPRESS_LEVEL = 1
 """zlib level for output PNGs: level 1 is ~5x faster than Pillow's default 6 for ~10 % larger files."""
 ONNX_OPSET = 17
@@ -367,6 +385,7 @@ class Prepared:
     alpha: np.ndarray | None  # (H, W) uint8, or None
     work: np.ndarray  # (h, w) float32, L at the working size
     n_frames: int = 1
+    notes: tuple[str, ...] = ()  # how the file was used (first frame only, EXIF ignored), see image_notes
 
     @property
     def pixels(self) -> int:
@@ -398,8 +417,9 @@ class Colorizer:
             raise ChromalabError(f"unknown backend {backend!r} (choose {', '.join(BACKENDS)})")
         if upsample not in UPSAMPLE:
             raise ChromalabError(f"unknown upsampling {upsample!r} (choose {', '.join(UPSAMPLE)})")
-        if work_size is not None and work_size < 1:
-            raise ChromalabError(f"work size must be positive, got {work_size}")
+        if work_size is not None and not 1 <= work_size <= MAX_WORK_SIZE:
+            raise ChromalabError(f"work size {work_size} is out of range: give 1 to {MAX_WORK_SIZE} pixels "
+                                 f"(the long side the model sees; default {DEFAULT_WORK_SIZE})")
         if max_pixels is None or max_pixels < 1:
             raise ChromalabError(f"max pixels must be positive, got {max_pixels}")
         self.max_pixels = int(max_pixels)
@@ -423,11 +443,17 @@ class Colorizer:
         found = None
         weights: Path | None = None
         sha: str | None = None
+        self.model_sha256: str | None = None
+        """SHA-256 of the file that defines the model (weights, or a run's run.json); None for a
+        Predictor object or a registry model without a file."""
         if isinstance(model, str):
             self.name = model
             weights = weights_file_for(model)
-            if weights is not None and want_onnx:
-                sha = _sha256_file(weights)
+            if weights is not None:
+                sha = self.model_sha256 = _sha256_file(weights)
+            else:
+                self.model_sha256 = model_fingerprint(model)
+            if weights is not None and sha is not None and want_onnx:
                 found = _open_cached_onnx(weights, sha, cache)
             if found is None:
                 from .registry import load_predictor
@@ -517,25 +543,40 @@ class Colorizer:
         scale = self.work_size / max(h, w)
         return max(s, round(h * scale / s) * s), max(s, round(w * scale / s) * s)
 
+    def provenance(self, **settings) -> dict:
+        """What made an output, as recorded in its PNG (see :data:`PROVENANCE_KEY`): the model's
+        name, the SHA-256 of its weights (or run.json) when known, the working size, and ``settings`` (``None`` values
+        dropped; any JSON-able setting that changes the result belongs here)."""
+        rec: dict = {"model": _model_label(self.name), "work_size": self.work_size}
+        if self.model_sha256:
+            rec["model_sha256"] = self.model_sha256
+        rec.update({k: v for k, v in settings.items() if v is not None})
+        return rec
+
     def prepare(self, im) -> Prepared:
         """PIL image -> :class:`Prepared` (full-size L, alpha, L at the working size)."""
         w, h = im.size
         if w * h > self.max_pixels:
             raise ImageError(f"{_label_of(im)}: {w}x{h} = {w * h:,} pixels is over the limit of {self.max_pixels:,}")
+        if w < 1 or h < 1:
+            raise ImageError(f"{_label_of(im)}: has no pixels ({w}x{h})")
         L = image_to_L(im)  # noqa: N806
         hh, ww = self.work_shape(h, w)
         work = _resize_plane(L, (ww, hh), "bicubic")
-        return Prepared(L=L, alpha=alpha_channel(im), work=work, n_frames=int(im.info.get("n_frames", 1) or 1))
+        return Prepared(L=L, alpha=alpha_channel(im), work=work, n_frames=int(im.info.get("n_frames", 1) or 1),
+                        notes=tuple(image_notes(im)))
 
     def predict_work(self, items: Sequence[Prepared]) -> list[np.ndarray]:
-        """ab ``(2, h, w)`` at working size for each item; same-shape items share forward passes."""
+        """ab ``(2, h, w)`` at working size for each item; same-shape items share forward passes
+        of at most ``batch_size`` images and :data:`WORK_PIXELS_PER_PASS` pixels."""
         out: list[np.ndarray | None] = [None] * len(items)
         groups: dict[tuple[int, int], list[int]] = {}
         for i, it in enumerate(items):
             groups.setdefault(it.work.shape, []).append(i)
-        for idx in groups.values():
-            for s in range(0, len(idx), self.batch_size):
-                part = idx[s : s + self.batch_size]
+        for shape, idx in groups.items():
+            per_pass = max(1, min(self.batch_size, WORK_PIXELS_PER_PASS // max(1, shape[0] * shape[1])))
+            for s in range(0, len(idx), per_pass):
+                part = idx[s : s + per_pass]
                 L = np.stack([items[i].work for i in part])[:, None]  # noqa: N806  (n, 1, h, w)
                 ab = self._backend.predict_ab(L)  # (n, 2, h, w)
                 for j, i in enumerate(part):
@@ -593,18 +634,29 @@ class Colorizer:
         return [self.finish(it, ab, side_by_side) for it, ab in zip(items, abs_, strict=True)]
 
     def colorize_file(self, src, dst=None, side_by_side: bool = False):
-        """Colorize an image file; write a PNG to ``dst`` when given. Returns the PIL image."""
+        """Colorize an image file; write a PNG to ``dst`` when given (atomically, recording
+        :meth:`provenance`). Returns the PIL image."""
         item = self.prepare(open_image(src, max_pixels=self.max_pixels, name=str(src)))
         arr = self.finish_array(item, self.predict_work([item])[0], side_by_side)
         if dst is not None:
-            save_png(arr, Path(dst))
+            save_png(arr, Path(dst), text=provenance_text(self.provenance()))
         from PIL import Image
 
         return Image.fromarray(arr)
 
 
 def _label_of(im) -> str:
-    return str(getattr(im, "filename", "") or "image")
+    return display_name(str(getattr(im, "filename", "") or "image"))
+
+
+def _model_label(spec: str) -> str:
+    """How a model is named in an output's record: a registry name as is; a run folder or weights
+    file by its name only (no machine path; its weights' hash identifies it)."""
+    from .registry import REGISTRY
+
+    if spec in REGISTRY:
+        return spec
+    return Path(spec).name or spec
 
 
 # ---- full-size steps: upsampling matrices, banded colour conversion, PNG encoding -------------------
@@ -700,8 +752,70 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
-def encode_png(arr: np.ndarray, level: int = PNG_COMPRESS_LEVEL) -> bytes:
+def _text_chunks(text: dict[str, str] | None) -> bytes:
+    """tEXt chunks (Latin-1 keyword and text) for ``text``."""
+    out = b""
+    for k, v in (text or {}).items():
+        key = k.encode("latin-1")
+        if not 1 <= len(key) <= 79 or b"\0" in key:
+            raise ValueError(f"PNG text keyword must be 1-79 Latin-1 characters, got {k!r}")
+        out += _png_chunk(b"tEXt", key + b"\0" + v.encode("latin-1"))
+    return out
+
+
+def provenance_text(record: dict) -> dict[str, str]:
+    """The PNG text entries for an output made as ``record`` says (see :meth:`Colorizer.provenance`)."""
+    from . import __version__
+
+    return {PROVENANCE_KEY: json.dumps(record, sort_keys=True, separators=(",", ":")),
+            "Software": f"chromalab {__version__}"}
+
+
+def read_png_text(path: str | os.PathLike, key: str) -> str | None:
+    """The tEXt entry ``key`` of a PNG file, read from the chunks before the image data (a few
+    hundred bytes), or None: not a PNG, no such entry, unreadable, or not a regular file."""
+    try:
+        if not os.path.isfile(path):
+            return None
+        with open(path, "rb") as f:
+            if f.read(8) != b"\x89PNG\r\n\x1a\n":
+                return None
+            want = key.encode("latin-1")
+            for _ in range(64):
+                head = f.read(8)
+                if len(head) < 8:
+                    return None
+                n, kind = struct.unpack(">I", head[:4])[0], head[4:]
+                if kind in (b"IDAT", b"IEND") or n > 1 << 20:
+                    return None
+                data = f.read(n)
+                f.seek(4, os.SEEK_CUR)  # CRC
+                if kind == b"tEXt" and b"\0" in data:
+                    k, v = data.split(b"\0", 1)
+                    if k == want:
+                        return v.decode("latin-1")
+    except (OSError, ValueError, struct.error):
+        return None
+    return None
+
+
+def read_provenance(path: str | os.PathLike) -> dict | None:
+    """The record (model and settings) an output made by chromalab carries, or None."""
+    raw = read_png_text(path, PROVENANCE_KEY)
+    if raw is None:
+        return None
+    try:
+        rec = json.loads(raw)
+    except ValueError:
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+def encode_png(arr: np.ndarray, level: int = PNG_COMPRESS_LEVEL, text: dict[str, str] | None = None) -> bytes:
     """uint8 ``(H, W, 3|4)`` -> PNG bytes (8-bit RGB/RGBA), faster than Pillow's encoder.
+
+    ``text``: tEXt entries (keyword -> Latin-1 text), written before the image data so that
+    :func:`read_png_text` finds them without reading the pixels.
 
     Every row gets the "Up" filter (one vectorised subtraction instead of Pillow's per-row
     adaptive choice; files come out about as small), and large images are deflated in parts
@@ -732,19 +846,27 @@ def encode_png(arr: np.ndarray, level: int = PNG_COMPRESS_LEVEL) -> bytes:
         body = b"".join(_pool().map(deflate, range(len(pieces))))
     stream = b"\x78\x01" + body + struct.pack(">I", zlib.adler32(raw) & 0xFFFFFFFF)
     ihdr = struct.pack(">IIBBBBB", W, H, 8, 2 if C == 3 else 6, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", stream) + _png_chunk(b"IEND", b"")
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _text_chunks(text) + _png_chunk(b"IDAT", stream)
+            + _png_chunk(b"IEND", b""))
 
 
-def save_png(im, path: Path, compress_level: int = PNG_COMPRESS_LEVEL) -> None:
-    """Write a PIL image or uint8 ``(H, W, 3|4)`` array as PNG, atomically (temp file, rename)."""
+def save_png(im, path: Path, compress_level: int = PNG_COMPRESS_LEVEL, text: dict[str, str] | None = None) -> None:
+    """Write a PIL image or uint8 ``(H, W, 3|4)`` array as PNG, atomically (temp file, rename).
+
+    ``text``: tEXt entries to record (e.g. :func:`provenance_text`)."""
     path = Path(path)
     if isinstance(im, np.ndarray):
-        data = encode_png(im, compress_level)
+        data = encode_png(im, compress_level, text)
     else:
         import io
 
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        for k, v in (text or {}).items():
+            info.add_text(k, v)
         buf = io.BytesIO()
-        im.save(buf, format="PNG", compress_level=compress_level)
+        im.save(buf, format="PNG", compress_level=compress_level, pnginfo=info)
         data = buf.getvalue()
     _atomic_write_bytes(path, data, mkdir=False)
 
@@ -809,16 +931,53 @@ def colorize(image_or_path, model="default", *, side_by_side: bool = False, **kw
 
 
 # ---- CLI ---------------------------------------------------------------------------------------------------
+COLOR_SUFFIX = "_color"
+COMPARE_SUFFIX = "_compare"
+
+
 @dataclass
 class Job:
     src: Path  # the input file
-    label: str  # how messages name it
-    out: Path | None = None  # the planned output
+    label: str  # how messages name it (one printable line, see images.display_name)
+    out: Path | None = None  # the planned colorized PNG
+    compare: Path | None = None  # the planned gray | colorized PNG (--side-by-side)
     error: str | None = None  # a planning error (message names the file)
 
+    @property
+    def outputs(self) -> list[Path]:
+        return [p for p in (self.out, self.compare) if p is not None]
 
-def output_suffix(side_by_side: bool) -> str:
-    return "_compare" if side_by_side else "_color"
+
+def _compare_path(out: Path) -> Path:
+    """``x_color.png`` -> ``x_compare.png`` (``x_color_2.png`` -> ``x_compare_2.png``)."""
+    name = out.name
+    i = name.rfind(COLOR_SUFFIX)
+    if i < 0:
+        return out.with_name(f"{out.stem}{COMPARE_SUFFIX}.png")
+    return out.with_name(name[:i] + COMPARE_SUFFIX + name[i + len(COLOR_SUFFIX) :])
+
+
+def output_file(output: str | os.PathLike, paths: Sequence[str | os.PathLike]) -> Path | None:
+    """The one output file ``-o`` names, or None when it names a folder.
+
+    ``-o`` names a file when it ends in an image suffix (``.png``, ``.jpg``, ...) and is not an
+    existing folder. Outputs are PNG, so the suffix must be ``.png``, and exactly one input file
+    may be given; otherwise a one-line :class:`ChromalabError`.
+    """
+    out = Path(output)
+    if out.suffix.lower() not in IMAGE_SUFFIXES or out.is_dir():
+        return None
+    shown = display_name(out)
+    if out.suffix.lower() != ".png":
+        raise ChromalabError(f"-o {shown}: outputs are PNG files; name it {display_name(out.stem)}.png "
+                             "or give a folder")
+    if len(paths) != 1:
+        raise ChromalabError(f"-o {shown} names one output file, but {len(paths)} inputs were given; "
+                             "give a folder with -o")
+    if Path(paths[0]).is_dir():
+        raise ChromalabError(f"-o {shown} names one output file, but {display_name(paths[0])} is a folder; "
+                             "give a folder with -o")
+    return out
 
 
 def plan_jobs(paths: Sequence[str | os.PathLike], output: Path, side_by_side: bool = False) -> list[Job]:
@@ -826,43 +985,49 @@ def plan_jobs(paths: Sequence[str | os.PathLike], output: Path, side_by_side: bo
 
     * a file ``photo.jpg`` -> ``OUT/photo_color.png``;
     * a folder ``photos`` -> ``OUT/photos/<same sub-folders>/<stem>_color.png`` (recursive);
-    * ``_compare`` instead of ``_color`` with ``--side-by-side``;
+    * with ``side_by_side`` also ``..._compare.png`` next to each ``..._color.png``;
+    * ``output`` ending in ``.png`` (and not an existing folder) with one input file: that file
+      (and ``<name>_compare.png``), see :func:`output_file`;
     * inputs that would share an output and differ in extension get it in the name
       (``photo_jpg_color.png``, ``photo_png_color.png``); any still equal get ``_2``, ``_3`` ...
       in input order (``a_color.png``, ``a_color_2.png``);
     * the output folder is never searched when it lies inside an input folder;
-    * the same file reached twice is done once.
+    * the same file reached twice is done once; a folder that cannot be listed is an error job.
     """
-    suffix = output_suffix(side_by_side)
     jobs: list[Job] = []
     seen: set[str] = set()
     out_root = Path(output)
+    single = output_file(out_root, paths)
 
-    def add(src: Path, label: str, out_dir: Path) -> None:
+    def add(src: Path, label: str, out: Path) -> None:
         real = os.path.realpath(src)
         if real in seen:
             return
         seen.add(real)
-        jobs.append(Job(src=src, label=label, out=out_dir / f"{src.stem}{suffix}.png"))
+        jobs.append(Job(src=src, label=label, out=out))
 
     for p in paths:
         p = Path(p)
-        label = str(p)
+        label = display_name(p)
         if p.is_dir():
             found = False
+            problems: list[OSError] = []
             base = out_root / (Path(os.path.realpath(p)).name or "root")
             # never read our own outputs: skip where this folder's outputs go, and the whole
             # output folder when it lies inside this one
             inside = _is_within(out_root, p) and os.path.realpath(out_root) != os.path.realpath(p)
-            for f in iter_folder_images(p, exclude=[base] + ([out_root] if inside else [])):
+            for f in iter_folder_images(p, exclude=[base] + ([out_root] if inside else []), on_error=problems.append):
                 found = True
                 rel = f.relative_to(p)
-                add(f, str(f), base / rel.parent)
-            if not found:
+                add(f, display_name(f), base / rel.parent / f"{f.stem}{COLOR_SUFFIX}.png")
+            for e in problems:
+                where = display_name(e.filename if e.filename is not None else p)
+                jobs.append(Job(src=p, label=where, error=f"{where}: cannot list this folder ({e.strerror or e})"))
+            if not found and not problems:
                 jobs.append(Job(src=p, label=label, error=f"{label}: a folder with no images in it "
                                 "(looked for .jpg .jpeg .png .bmp .gif .tif .tiff .webp)"))
         elif os.path.lexists(p):
-            add(p, label, out_root)
+            add(p, label, single if single is not None else out_root / f"{p.stem}{COLOR_SUFFIX}.png")
         else:
             jobs.append(Job(src=p, label=label, error=f"{label}: no such file or folder"))
 
@@ -878,7 +1043,7 @@ def plan_jobs(paths: Sequence[str | os.PathLike], output: Path, side_by_side: bo
         exts = [j.src.suffix.lstrip(".").lower() or "noext" for j in g]
         if len(set(exts)) > 1:  # the extension tells them apart (at least partly)
             for j, ext in zip(g, exts, strict=True):
-                j.out = (j.out or out_root).with_name(f"{j.src.stem}_{ext}{suffix}.png")
+                j.out = (j.out or out_root).with_name(f"{j.src.stem}_{ext}{COLOR_SUFFIX}.png")
     taken: dict[str, int] = {}
     for j in jobs:
         if j.out is None:
@@ -888,12 +1053,16 @@ def plan_jobs(paths: Sequence[str | os.PathLike], output: Path, side_by_side: bo
         taken[k] = n
         if n > 1:
             j.out = j.out.with_name(f"{j.out.stem}_{n}.png")
+        if side_by_side:
+            j.compare = _compare_path(j.out)
     # never write over an input
     inputs = {os.path.realpath(j.src) for j in jobs}
     for j in jobs:
-        if j.out is not None and os.path.realpath(j.out) in inputs:
-            j.error = f"{j.label}: its output {j.out} is an input file; refusing to write over it (use another -o)"
-            j.out = None
+        hit = next((o for o in j.outputs if os.path.realpath(o) in inputs), None)
+        if hit is not None:
+            j.error = (f"{j.label}: its output {display_name(hit)} is an input file; refusing to write over it "
+                       "(use another -o)")
+            j.out = j.compare = None
     return jobs
 
 
@@ -916,148 +1085,222 @@ def _progress(console, total: int):
                     TimeRemainingColumn(), console=console, transient=True, disable=total < 2)
 
 
-def _frames_note(label: str, n: int) -> str:
-    return f"note: {label}: has {n} frames (animated or multi-page); colorized the first frame only"
+def model_fingerprint(spec: str) -> str | None:
+    """SHA-256 of the file that defines a model spec: its weights file, else a run folder's
+    ``run.json``; None for registry models without a file (``gray``, ...)."""
+    w = weights_file_for(spec)
+    if w is not None:
+        return _sha256_file(w)
+    run = Path(spec).expanduser() / "run.json"
+    if Path(spec).expanduser().is_dir() and run.is_file():
+        return _sha256_file(run)
+    return None
+
+
+def _output_state(path: Path, record: dict, overwrite: bool) -> str:
+    """``missing``, ``current`` (made by this record), ``stale`` (anything else: replace it) or
+    ``blocked`` (a folder or special file is in the way)."""
+    if not os.path.lexists(path):
+        return "missing"
+    if os.path.isdir(path) or (os.path.exists(path) and not os.path.isfile(path)):
+        return "blocked"
+    if overwrite:
+        return "stale"
+    return "current" if read_provenance(path) == record else "stale"
 
 
 def colorize_cli(paths, output=None, model="default", overwrite: bool = False, side_by_side: bool = False,
                  max_pixels: int | None = None, batch_size: int = 16, work_size: int | None = None,
-                 backend: str = "auto", progress: bool = True, temperature: float | None = None) -> int:
+                 backend: str = "auto", progress: bool = True, temperature: float | None = None,
+                 settings: dict | None = None) -> int:
     """``chromalab colorize``: files and folders in, PNGs out, one line per problem, a summary line.
 
-    ``temperature``: T of a vivid model's annealed mean (an error for other models).
+    The model is loaded first, so an unknown model or a bad setting stops the run before any
+    file is touched. ``temperature``: T of a vivid model's annealed mean (an error for other models).
+
+    Each output records what made it (PNG text ``chromalab``: the model, its weights' hash, the
+    working size, ``temperature`` and ``settings``). An existing output counts as done only
+    when its record equals this run's; otherwise it is made again. ``settings``: further
+    result-changing settings (already applied to ``model`` by the caller) to record and compare.
+    Outputs are written to a temporary name and renamed; Ctrl-C leaves no partial file.
     Returns the exit code: 0, or 1 when any input failed (skipped outputs are not failures).
     """
-    if temperature is not None:  # checked before any work; the model is then passed as a predictor
-        from .predictors.nets import set_temperature
-        from .registry import load_predictor
+    import warnings
 
-        model = set_temperature(load_predictor(model, progress=False), temperature)
     from rich.console import Console
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    out_root = Path(output) if output is not None else Path("colorized")
     max_pixels = int(max_pixels) if max_pixels else DEFAULT_MAX_PIXELS
     if max_pixels < 1:
         raise ChromalabError(f"--max-pixels must be positive, got {max_pixels}")
     if batch_size < 1:
         raise ChromalabError(f"--batch-size must be at least 1, got {batch_size}")
+    if work_size is not None and not 1 <= work_size <= MAX_WORK_SIZE:
+        raise ChromalabError(f"--work-size {work_size} is out of range: give 1 to {MAX_WORK_SIZE} "
+                             f"(the long side the model sees; default {DEFAULT_WORK_SIZE})")
+    paths = list(paths)
+    out_root = Path(output) if output is not None else Path("colorized")
+    single = output_file(out_root, paths)
+
+    # the model before any work: an unknown name or a setting it does not take stops here
+    spec = model
+    if temperature is not None:  # the model is then passed as a predictor
+        from .predictors.nets import set_temperature
+        from .registry import load_predictor
+
+        model = set_temperature(load_predictor(model, progress=False), temperature)
+    col = Colorizer(model, backend=backend, work_size=work_size, max_pixels=max_pixels, batch_size=batch_size)
+    record = col.provenance(temperature=temperature, **(settings or {}))
+    if isinstance(spec, str) and not isinstance(model, str):
+        record["model"] = _model_label(spec)
+        record.pop("model_sha256", None)
+        fp = model_fingerprint(spec)
+        if fp:
+            record["model_sha256"] = fp
+    text = provenance_text(record)
 
     jobs = plan_jobs(paths, out_root, side_by_side)
-    done = skipped = failed = multi = 0
+    done = skipped = failed = multi = replaced = 0
 
     def say(line: str) -> None:
         err.print(line, markup=False)
 
     todo: list[Job] = []
+    stale: set[int] = set()
     for j in jobs:
         if j.error or j.out is None:
             failed += 1
             say(f"error: {j.error}")
-        elif os.path.lexists(j.out) and not overwrite:
-            if os.path.isdir(j.out):
-                failed += 1
-                say(f"error: {j.label}: its output {j.out} is a folder")
-            else:
-                skipped += 1
+            continue
+        states = [_output_state(o, record, overwrite) for o in j.outputs]
+        if "blocked" in states:
+            failed += 1
+            o = j.outputs[states.index("blocked")]
+            say(f"error: {j.label}: its output {display_name(o)} is in the way (a folder or special file)")
+        elif all(s == "current" for s in states):
+            skipped += 1
         else:
+            if "stale" in states:
+                stale.add(id(j))
             todo.append(j)
 
-    def summary() -> int:
-        line = f"done {done}, skipped {skipped}, failed {failed}"
+    def summary(interrupted: bool = False) -> str:
+        line = ("interrupted: " if interrupted else "") + f"done {done}, skipped {skipped}, failed {failed}"
         if skipped:
-            line += " (existing outputs skipped; --overwrite replaces them)"
+            line += " (already made with this model and settings; --overwrite makes them again)"
+        if replaced:
+            line += f"; replaced {replaced} existing output{'s' if replaced > 1 else ''}"
         if multi:
             line += f"; {multi} multi-frame file{'s' if multi > 1 else ''}: first frame only"
-        line += f"; outputs in {out_root}"
-        print(line, flush=True)
+        if done:
+            line += f"; wrote {display_name(single)}" if single is not None else f"; outputs in {display_name(out_root)}"
+        return line
+
+    def finish() -> int:
+        print(summary(), flush=True)
         return 1 if failed else 0
 
     if not todo:
-        return summary()
-    problem = _check_output_root(out_root)
+        return finish()
+    problem = _check_output_root(single.parent if single is not None else out_root)
     if problem:
         say(f"error: {problem}")
         failed += len(todo)
-        return summary()
-
-    col = Colorizer(model, backend=backend, work_size=work_size, max_pixels=max_pixels, batch_size=batch_size)
+        return finish()
 
     def load(j: Job):
         return col.prepare(open_image(j.src, max_pixels=max_pixels, name=j.label))
 
     def write(j: Job, item: Prepared, ab: np.ndarray) -> None:
-        arr = col.finish_array(item, ab, side_by_side)
         assert j.out is not None
-        try:
-            j.out.parent.mkdir(parents=True, exist_ok=True)
-            save_png(arr, j.out)
-        except OSError as e:
-            raise ImageError(f"{j.label}: cannot write {j.out} ({e.strerror or e})") from None
+        arrs = [(j.out, col.finish_array(item, ab, False))]
+        if j.compare is not None:
+            arrs.append((j.compare, col.finish_array(item, ab, True)))
+        for path, arr in arrs:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                save_png(arr, path, text=text)
+            except OSError as e:
+                raise ImageError(f"{j.label}: cannot write {display_name(path)} ({e.strerror or e})") from None
 
     workers = max(1, min(4, os.cpu_count() or 1))
     budget = 32_000_000  # full-size pixels held per batch (one image over it goes alone)
-    with ThreadPoolExecutor(max_workers=workers) as pool, _progress(err, len(todo) if progress else 0) as bar:
-        task = bar.add_task("colorize", total=len(todo))
-        batch: list[tuple[Job, Prepared]] = []
+    pool = ThreadPoolExecutor(max_workers=workers)
+    writing: list = []  # (job, item, future) of writes not yet counted
+    try:
+        with warnings.catch_warnings(), _progress(err, len(todo) if progress else 0) as bar:
+            warnings.simplefilter("ignore")  # Pillow's warnings on odd files: each problem is one line already
+            task = bar.add_task("colorize", total=len(todo))
+            batch: list[tuple[Job, Prepared]] = []
 
-        def flush() -> None:
-            nonlocal done, failed, multi
-            if not batch:
-                return
-            try:
-                abs_ = col.predict_work([it for _, it in batch])
-            except Exception as e:  # noqa: BLE001 - the model failing: every file of the batch fails
-                for j, _ in batch:
-                    failed += 1
-                    say(f"error: {j.label}: the model failed ({type(e).__name__}: {e})")
-                    bar.advance(task)
-                batch.clear()
-                return
-            futs = [(j, it, pool.submit(write, j, it, ab)) for (j, it), ab in zip(batch, abs_, strict=True)]
-            batch.clear()
-            for j, it, fut in futs:
+            def flush() -> None:
+                nonlocal done, failed, multi, replaced
+                if not batch:
+                    return
                 try:
-                    fut.result()
-                    done += 1
-                    if it.n_frames > 1:
-                        multi += 1
-                        say(_frames_note(j.label, it.n_frames))
+                    abs_ = col.predict_work([it for _, it in batch])
+                except Exception as e:  # noqa: BLE001 - the model failing: every file of the batch fails
+                    for j, _ in batch:
+                        failed += 1
+                        say(f"error: {j.label}: the model failed ({type(e).__name__}: {e})")
+                        bar.advance(task)
+                    batch.clear()
+                    return
+                writing.extend((j, it, pool.submit(write, j, it, ab)) for (j, it), ab in zip(batch, abs_, strict=True))
+                batch.clear()
+                while writing:
+                    j, it, fut = writing[0]
+                    try:
+                        fut.result()
+                        done += 1
+                        replaced += id(j) in stale
+                        multi += it.n_frames > 1
+                        for note in it.notes:
+                            say(f"note: {j.label}: {note}")
+                    except ChromalabError as e:
+                        failed += 1
+                        say(f"error: {e}")
+                    except Exception as e:  # noqa: BLE001
+                        failed += 1
+                        say(f"error: {j.label}: {type(e).__name__}: {e}")
+                    writing.pop(0)
+                    bar.advance(task)
+
+            px = 0
+            stream = _LoadStream(pool, load, todo, ahead=workers + 1)
+            for j, fut in stream:
+                try:
+                    item = fut.result()
                 except ChromalabError as e:
                     failed += 1
                     say(f"error: {e}")
+                    bar.advance(task)
+                    continue
+                except MemoryError:
+                    failed += 1
+                    say(f"error: {j.label}: not enough memory (lower --max-pixels)")
+                    bar.advance(task)
+                    continue
                 except Exception as e:  # noqa: BLE001
                     failed += 1
                     say(f"error: {j.label}: {type(e).__name__}: {e}")
-                bar.advance(task)
-
-        px = 0
-        stream = _LoadStream(pool, load, todo, ahead=workers + 1)
-        for j, fut in stream:
-            try:
-                item = fut.result()
-            except ChromalabError as e:
-                failed += 1
-                say(f"error: {e}")
-                bar.advance(task)
-                continue
-            except MemoryError:
-                failed += 1
-                say(f"error: {j.label}: not enough memory (lower --max-pixels)")
-                bar.advance(task)
-                continue
-            except Exception as e:  # noqa: BLE001
-                failed += 1
-                say(f"error: {j.label}: {type(e).__name__}: {e}")
-                bar.advance(task)
-                continue
-            batch.append((j, item))
-            px += item.pixels
-            if len(batch) >= batch_size or px >= budget:
-                flush()
-                px = 0
-        flush()
-    return summary()
+                    bar.advance(task)
+                    continue
+                batch.append((j, item))
+                px += item.pixels
+                if len(batch) >= batch_size or px >= budget:
+                    flush()
+                    px = 0
+            flush()
+    except KeyboardInterrupt:
+        # let the writes already running finish (each lands whole, by rename), drop the rest
+        pool.shutdown(wait=True, cancel_futures=True)
+        done += sum(1 for _, _, f in writing if f.done() and not f.cancelled() and f.exception() is None)
+        print(summary(interrupted=True), flush=True)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return finish()
 
 
 class _LoadStream:
@@ -1083,24 +1326,42 @@ class _LoadStream:
             yield j, fut
 
 
+def _not_writable_why(folder: Path, e: OSError | None = None) -> str:
+    """Why a folder cannot be written, in words: a read-only file system is not a permission problem."""
+    try:
+        if os.statvfs(folder).f_flag & getattr(os, "ST_RDONLY", 1):
+            return "read-only file system"
+    except OSError:
+        pass
+    if e is not None and e.errno == errno.EROFS:
+        return "read-only file system"
+    if e is None or isinstance(e, PermissionError):
+        return "permission denied"
+    return e.strerror or str(e)
+
+
 def _check_output_root(out_root: Path) -> str | None:
     """Create the output folder and make sure a file can be written in it; a one-line problem or None."""
+    shown = display_name(out_root)
     try:
         out_root.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
-        return f"{out_root}: cannot create the output folder (a file of that name exists)"
+        return f"{shown}: cannot create the output folder (a file of that name exists)"
     except OSError as e:
-        return f"{out_root}: cannot create the output folder ({e.strerror or e})"
+        return f"{shown}: cannot create the output folder ({e.strerror or e})"
     if not out_root.is_dir():
-        return f"{out_root}: the output path is not a folder"
+        return f"{shown}: the output path is not a folder"
     if not os.access(out_root, os.W_OK | os.X_OK):
-        return f"{out_root}: the output folder is not writable (permission denied)"
+        return f"{shown}: the output folder is not writable ({_not_writable_why(out_root)})"
+    tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=out_root, prefix=".chromalab-probe-")
         os.close(fd)
-        os.unlink(tmp)
     except OSError as e:
-        return f"{out_root}: the output folder is not writable ({e.strerror or e})"
+        return f"{shown}: the output folder is not writable ({_not_writable_why(out_root, e)})"
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
     return None
 
 
