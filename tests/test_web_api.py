@@ -106,15 +106,13 @@ def client():
 
 
 def test_models_and_health(client):
-    from chromalab.registry import REGISTRY, available_bundled
+    from chromalab.registry import available_bundled
 
     info = client.get("/api/models").json()
     names = [m["name"] for m in info["models"]]
     assert info["default"] == "const" and names[0] == "const" and info["models"][0]["default"] is True
-    assert "gray" in names and not any(m["default"] for m in info["models"][1:])
-    for n, e in REGISTRY.items():  # needs-data models and bundled models without weights are not offered
-        offered = not e.needs_data and (e.group != "bundled" or n in available_bundled())
-        assert (n in names) == offered, n
+    assert not any(m["default"] for m in info["models"][1:])
+    assert names == ["const", *available_bundled()]  # the served model, then the colorizers installed
     assert info["max_upload_bytes"] == MAX_UPLOAD_BYTES == 20 * 2**20
     assert info["max_pixels"] == DEFAULT_MAX_PIXELS
     h = client.get("/healthz")
@@ -154,12 +152,16 @@ def test_odd_modes_and_alpha(client):
 
 def test_model_field_picks_a_model_and_unknown_is_400(client):
     data = encode(photo(32, 24))
-    gray = np.asarray(decode(post(client, data, model="gray").content).convert("RGB")).astype(int)
-    assert np.abs(gray[..., 0] - gray[..., 1]).max() <= 1 and np.abs(gray[..., 1] - gray[..., 2]).max() <= 1
     colour = np.asarray(decode(post(client, data, model="const").content).convert("RGB")).astype(int)
     assert (colour[..., 0] - colour[..., 2]).mean() > 20  # a, b > 0: warm
-    detail = assert_json_error(post(client, data, model="nope"), 400, "unknown model", "gray")
+    r = post(client, data, model="default")  # the bundled U-Net, loaded on first use
+    assert r.status_code == 200 and r.headers["x-chromalab-model"] == "default"
+    other = np.asarray(decode(r.content).convert("RGB")).astype(int)
+    assert other.shape == colour.shape and np.abs(other - colour).mean() > 3  # not the const model's answer
+    detail = assert_json_error(post(client, data, model="nope"), 400, "unknown model", "default")
     assert "const" in detail
+    detail = assert_json_error(post(client, data, model="gray"), 400, "unknown model")  # not a colorizer
+    assert "gray" not in detail.split("choose one of:")[1]
 
 
 def test_upload_over_20mb_is_413_with_content_length(client):
@@ -282,7 +284,8 @@ def test_model_crash_is_500_json_and_server_stays_up():
     with TestClient(create_app(Exploding(), workers=1, queue=0)) as c:
         assert_json_error(post(c, encode(photo(16, 16))), 500, "kaboom")
         assert c.get("/healthz").json()["busy"] == 0
-        assert post(c, encode(photo(16, 16)), model="gray").status_code == 200
+        assert_json_error(post(c, encode(photo(16, 16))), 500, "kaboom")  # the one worker is free again
+        assert_json_error(post(c, b"text", name="t.txt"), 415)
 
 
 def test_full_pool_answers_503_with_retry_after_at_once():
@@ -361,3 +364,50 @@ def test_serve_refuses_a_busy_port_and_bad_pool_sizes():
         create_app("gray", workers=0)
     with pytest.raises(ChromalabError, match="--queue"):
         create_app("gray", queue=-1)
+
+
+# ---- defect 7: the page offers colorizers only, each once, in plain words; B&W uploads are told ---------------
+JARGON = ("--", "U-Net", "annealed", "T =", "ab ", "bins", "cGAN", "L1", "regression", "PatchGAN")
+
+
+def test_picker_offers_colorizers_once_in_plain_words():
+    from chromalab.registry import REGISTRY, available_bundled
+
+    class Default(ConstAb):
+        name = "default"  # served under the name of a bundled model: listed once
+
+    with TestClient(create_app(Default())) as c:
+        info = c.get("/api/models").json()
+    names = [m["name"] for m in info["models"]]
+    assert names == ["default", *[n for n in available_bundled() if n != "default"]]
+    assert len(names) == len(set(names))
+    assert not {"gray", "mean-ab", "pca-ceiling"} & set(names)
+    assert all(REGISTRY[n].group == "bundled" for n in names)
+    for m in info["models"]:
+        assert m["summary"] and not any(j in m["summary"] for j in JARGON), m
+
+
+def test_black_and_white_upload_is_reported(client):
+    src = photo(40, 30)
+    for data, name, bw in [(encode(src, mode="L"), "bw.png", "true"),
+                           (encode(np.repeat(src.mean(2, keepdims=True).astype(np.uint8), 3, 2), "JPEG", quality=85),
+                            "bw-as-rgb.jpg", "true"),
+                           (encode(src), "colour.png", "false")]:
+        r = post(client, data, name=name)
+        assert r.status_code == 200 and r.headers["x-input-grayscale"] == bw, name
+
+
+def test_names_and_notes_headers_are_safe(client):
+    from PIL import Image
+
+    r = post(client, encode(photo(20, 20), "JPEG"), name="name with spaces ünïcödé фото.jpg", ctype="image/jpeg")
+    assert r.status_code == 200, r.text
+    cd = r.headers["content-disposition"]
+    assert 'filename="name_with_spaces_unicode-colorized.png"' in cd
+    assert "filename*=UTF-8''name%20with%20spaces%20%C3%BCn%C3%AFc%C3%B6d%C3%A9%20%D1%84%D0%BE%D1%82%D0%BE" in cd
+    frames = [Image.fromarray(photo(20, 30, seed=s)) for s in range(3)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="TIFF", save_all=True, append_images=frames[1:])
+    r = post(client, buf.getvalue(), name="pages.tiff", ctype="image/tiff")
+    assert r.status_code == 200 and "first frame only" in r.headers["x-chromalab-notes"]
+    assert "x-chromalab-notes" not in post(client, encode(photo(20, 20))).headers

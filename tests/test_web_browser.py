@@ -67,6 +67,16 @@ def gray_photo(path: Path, w: int = 160, h: int = 120, fmt: str = "PNG") -> Path
     return path
 
 
+def colour_photo(path: Path, w: int = 160, h: int = 120) -> Path:
+    """A colour photo-like picture (smooth hues): not black and white, so the page shows its original."""
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:h, 0:w]
+    rgb = np.stack([120 + 80 * np.sin(xx / 19.0), 110 + 60 * np.cos(yy / 11.0), 100 + 50 * np.sin((xx + yy) / 23.0)], -1)
+    Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB").save(path, format="PNG")
+    return path
+
+
 @contextmanager
 def running_server(app):
     """uvicorn serving ``app`` on 127.0.0.1 at a free port (the socket is bound first: no race)."""
@@ -125,11 +135,11 @@ def test_upload_compare_download_and_switch_model(browser, base_url, tmp_path):
     page.goto(base_url + "/")
     page.wait_for_function("() => document.querySelectorAll('#model option').length >= 2")
     options = page.locator("#model option").all_inner_texts()
-    assert options[0] == "const (default)" and "gray" in options
+    assert options[0] == "const (default)" and "default" in options and "gray" not in options
     assert page.locator("#download").get_attribute("aria-disabled") == "true"
     assert page.locator("#panels").is_hidden() and page.locator("#compare-section").is_hidden()
 
-    upload(page, gray_photo(tmp_path / "street.png"))
+    upload(page, colour_photo(tmp_path / "street.png"))
     wait_state(page, "done")
     assert page.locator("#error").is_hidden()
     for sel in ("#result", "#gray", "#original", "#compare-top", "#compare-base"):
@@ -140,6 +150,7 @@ def test_upload_compare_download_and_switch_model(browser, base_url, tmp_path):
     assert result["shownWidth"] > 150
     gray = page.evaluate(PIXELS_JS, "#gray")
     assert gray["spread"] < 1.5, gray  # the grayscale panel is gray
+    assert page.locator("#bw-note").is_hidden()  # a colour photo: its original is shown
     assert "160×120" in page.locator("#result-info").inner_text()
 
     # the compare slider moves the split; the toggle swaps gray for the original
@@ -160,11 +171,13 @@ def test_upload_compare_download_and_switch_model(browser, base_url, tmp_path):
     arr = np.asarray(saved.convert("RGB")).astype(int)
     assert (arr[..., 0] - arr[..., 2]).mean() > 15
 
-    # the model picker re-colorizes with the model chosen
-    page.select_option("#model", "gray")
-    page.wait_for_function("() => document.querySelector('#result-info').textContent.includes('gray')")
+    # the model picker re-colorizes with the model chosen (the bundled U-Net: not the const model's warm cast)
+    page.select_option("#model", "default")
+    page.wait_for_function("() => document.querySelector('#result-info').textContent.includes('default')",
+                           timeout=120_000)
     wait_state(page, "done")
-    assert page.evaluate(PIXELS_JS, "#result")["spread"] < 1.5
+    assert page.evaluate(PIXELS_JS, "#result")["warm"] < result["warm"] - 5
+    assert "--" not in page.locator("#model-summary").inner_text()
     assert console_errors == []
     page.close()
 
@@ -207,7 +220,7 @@ def test_phone_width_390(browser, base_url, tmp_path):
     page = ctx.new_page()
     page.goto(base_url + "/")
     page.wait_for_function("() => document.querySelectorAll('#model option').length >= 2")
-    upload(page, gray_photo(tmp_path / "portrait.png", w=300, h=400))
+    upload(page, colour_photo(tmp_path / "portrait.png", w=300, h=400))
     wait_state(page, "done")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
     for sel in ("#drop", "#model", "#download", "#compare", "#slider", "#result", "#gray", "#original"):
@@ -219,3 +232,30 @@ def test_phone_width_390(browser, base_url, tmp_path):
     assert (result["w"], result["h"]) == (300, 400) and result["spread"] > 15
     assert result["shownWidth"] > 300  # panels stack: each image gets the screen's width
     ctx.close()
+
+
+def test_black_and_white_photo_is_said_and_default_is_named_once(browser, tmp_path):
+    from chromalab.web.app import create_app
+
+    class Default(ConstAb):
+        name = "default"
+
+    with running_server(create_app(Default(), workers=1, queue=2)) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(url + "/")
+        page.wait_for_function("() => document.querySelectorAll('#model option').length >= 1")
+        options = page.locator("#model option").all_inner_texts()
+        assert options[0] == "default" and options.count("default") == 1, options
+        summary = page.locator("#model-summary").inner_text()
+        assert summary and "--" not in summary
+        upload(page, gray_photo(tmp_path / "old.png"))
+        wait_state(page, "done")
+        assert page.locator("#bw-note").is_visible() and "already black and white" in page.locator("#bw-note").inner_text()
+        assert page.locator("#original").is_hidden()
+        assert page.locator('input[name="against"][value="original"]').is_disabled()
+        upload(page, colour_photo(tmp_path / "new.png"))  # a colour photo afterwards: the original is back
+        wait_state(page, "done")
+        page.wait_for_function("() => !document.querySelector('#original').hidden")
+        assert page.locator("#bw-note").is_hidden() and page.locator("#original").is_visible()
+        assert page.locator('input[name="against"][value="original"]').is_enabled()
+        page.close()

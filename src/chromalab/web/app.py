@@ -4,7 +4,8 @@ Endpoints::
 
     GET  /                 the page (static HTML/JS/CSS beside this file, no build step)
     POST /api/colorize     multipart field ``file`` (+ optional ``model``) -> image/png, the input's size
-    GET  /api/models       the models the page may pick, the default one, and the upload limits
+    GET  /api/models       the colorizers the page may pick (each once, with a plain-words
+                           summary from :data:`WEB_SUMMARIES`), the default one, the upload limits
     GET  /healthz          liveness and the load of the worker pool
     GET  /docs             FastAPI's OpenAPI page describing the above
 
@@ -14,13 +15,17 @@ Limits (every error is JSON ``{"detail": "<one line for people>"}``, and the ser
   a larger ``Content-Length`` is refused before reading, and a body without one is counted
   and cut off, so nothing over the limit is ever buffered;
 * an image with more than ``max_pixels`` pixels (:data:`DEFAULT_MAX_PIXELS`) -> 413;
-* a file that is not an image -> 415; an image that cannot be decoded (truncated, corrupt) -> 422;
+* a file that is not an image -> 415; an image that cannot be decoded (truncated, corrupt, no
+  pixels) -> 422;
 * an unknown ``model`` or a malformed request -> 400;
 * all ``workers`` busy and ``queue`` requests already waiting -> 503 with ``Retry-After``,
   at once, instead of stalling.
 
 The served model is loaded once at start (a missing model fails start with a one-line error);
-the other models the page offers load lazily on first use and are kept. Decoding, inference
+the other models the page offers (the bundled colorizers installed: not ``gray`` and the other
+reference answers, which are not colorizers) load lazily on first use and are kept. A 200 answer
+says in ``X-Input-Grayscale`` whether the upload was already black and white, and in
+``X-Chromalab-Notes`` how it was used (first frame of several, EXIF orientation ignored). Decoding, inference
 and PNG encoding run in a bounded thread pool, never on the event loop.
 """
 
@@ -48,6 +53,17 @@ from pydantic import BaseModel, Field
 
 from ..errors import ChromalabError, ImageError, ModelError
 from ..predictors.base import Predictor
+
+WEB_SUMMARIES: dict[str, str] = {
+    "default": "Natural, gentle colours. A safe first choice for most photos.",
+    "vivid": "Bolder, more saturated colours. Livelier, but it sometimes colours things that should stay "
+             "neutral.",
+    "pix2pix": "Livelier colours learned by competing against a realism judge; it can leave odd patches.",
+    "gray": "Leaves the photo black and white (for comparison only).",
+}
+"""What each model does, in plain words for the page (the registry's summaries are for the command
+line and name its options). A model not listed here gets :data:`OTHER_SUMMARY`."""
+OTHER_SUMMARY = "The model this server was started with."
 
 log = logging.getLogger("chromalab.web")
 
@@ -78,7 +94,7 @@ class ErrorOut(BaseModel):
 
 class ModelInfo(BaseModel):
     name: str = Field(description="Pass this as the `model` form field of /api/colorize.")
-    summary: str
+    summary: str = Field(description="What the model does, in plain words.")
     default: bool = Field(description="True for the model the server was started with.")
 
 
@@ -217,15 +233,11 @@ def _model_key(spec: str | Predictor) -> str:
 
 
 def _selectable() -> dict[str, str]:
-    """Registry models the page may offer: no data needed and (for bundled ones) weights present."""
-    from ..registry import REGISTRY, available_bundled
+    """Registry models the page may offer: the bundled colorizers whose weights are installed
+    (``gray``, ``mean-ab`` and ``pca-ceiling`` are reference answers, not colorizers)."""
+    from ..registry import available_bundled
 
-    bundled = set(available_bundled())
-    return {
-        n: e.summary
-        for n, e in REGISTRY.items()
-        if not e.needs_data and (e.group != "bundled" or n in bundled)
-    }
+    return {n: WEB_SUMMARIES.get(n, OTHER_SUMMARY) for n in available_bundled()}
 
 
 def _check_available(spec: str) -> None:
@@ -234,7 +246,7 @@ def _check_available(spec: str) -> None:
 
     entry = REGISTRY.get(spec)
     if entry is not None and entry.group == "bundled" and spec not in available_bundled():
-        others = ", ".join(_selectable()) or "gray"
+        others = ", ".join(n for n in _selectable() if n != spec) or "gray"
         raise ModelError(
             f"model {spec!r}: its bundled weights are not in this install; "
             f"serve another model with --model ({others}, a run folder or a .safetensors file)"
@@ -267,13 +279,9 @@ class ModelStore:
 
     @staticmethod
     def _summary(spec: str | Predictor, colorizer) -> str:
-        from ..registry import REGISTRY
-
-        if isinstance(spec, str) and spec in REGISTRY:
-            return REGISTRY[spec].summary
-        pred = getattr(colorizer, "predictor", None)
-        kind = type(pred).__name__ if pred is not None else "model"
-        return f"{kind} ({spec if isinstance(spec, str) else spec.name})"
+        if isinstance(spec, str) and spec in WEB_SUMMARIES:
+            return WEB_SUMMARIES[spec]
+        return OTHER_SUMMARY
 
     @property
     def names(self) -> list[str]:
@@ -331,38 +339,34 @@ class WorkerPool:
 
 # ---- the job (runs in a worker thread) -----------------------------------------------------------
 def _decode(data: bytes, label: str, max_pixels: int):
-    """Upload bytes -> decoded PIL image (EXIF orientation applied), or :class:`_Rejected`."""
-    from PIL import Image, UnidentifiedImageError
-
-    from ..images import open_image
+    """Upload bytes -> decoded PIL image (EXIF orientation applied), or :class:`_Rejected`:
+    not an image 415, over the pixel limit 413 (checked on the header), any other problem 422."""
+    from ..images import NotAnImage, TooManyPixels, open_image
 
     if not data:
-        raise _Rejected(415, f"{label}: the file is empty (0 bytes), not an image")
+        raise _Rejected(415, f"{label}: empty file (0 bytes), not an image")
     try:
-        with Image.open(io.BytesIO(data)) as probe:
-            w, h = probe.size
-    except UnidentifiedImageError:
-        raise _Rejected(
-            415, f"{label}: not an image this server can read (send a JPEG, PNG, WebP, BMP, GIF or TIFF)"
-        ) from None
-    except Image.DecompressionBombError:
-        raise _Rejected(413, f"{label}: far too many pixels; the limit is {max_pixels:,} pixels") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise _Rejected(422, f"{label}: broken image ({e})") from None
-    if w * h > max_pixels:
+        return open_image(data, max_pixels=max_pixels, name=label)
+    except TooManyPixels as e:
+        if e.size is None:
+            raise _Rejected(413, f"{label}: far too many pixels; the limit is {max_pixels:,} pixels") from None
+        w, h = e.size
         raise _Rejected(
             413,
             f"{label}: {w}x{h} = {w * h:,} pixels is over this server's limit of {max_pixels:,} pixels; "
             "downscale it and try again",
-        )
-    try:
-        return open_image(data, max_pixels=max_pixels, name=label)
+        ) from None
+    except NotAnImage as e:
+        raise _Rejected(415, f"{e}; send a JPEG, PNG, WebP, BMP, GIF or TIFF") from None
     except ImageError as e:
         raise _Rejected(422, str(e)) from None
 
 
-def _colorize_job(store: ModelStore, model: str, data: bytes, label: str) -> tuple[bytes, tuple[int, int]]:
-    """Decode, colorize, encode PNG. Returns (png bytes, (width, height))."""
+def _colorize_job(store: ModelStore, model: str, data: bytes, label: str) -> tuple[bytes, tuple[int, int], bool, list]:
+    """Decode, colorize, encode PNG. Returns (png bytes, (width, height), whether the upload was
+    already black and white, notes on how it was used)."""
+    from ..images import image_notes, is_grayscale
+
     im = _decode(data, label, store.max_pixels)
     try:
         out = store.get(model).colorize_image(im)
@@ -372,7 +376,7 @@ def _colorize_job(store: ModelStore, model: str, data: bytes, label: str) -> tup
 
     buf = io.BytesIO()
     out.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    return buf.getvalue(), out.size
+    return buf.getvalue(), out.size, is_grayscale(im), image_notes(im)
 
 
 def _label(filename: str | None) -> str:
@@ -383,9 +387,22 @@ def _label(filename: str | None) -> str:
 
 
 def _download_name(label: str) -> str:
+    """``<stem>-colorized.png`` in plain ASCII (accents dropped, other characters as ``_``)."""
+    import unicodedata
+
     stem = label.rsplit(".", 1)[0] if "." in label else label
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem)[:60] or "image"
+    plain = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode("ascii")
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in plain)[:60].strip("._") or "image"
     return f"{safe}-colorized.png"
+
+
+def _content_disposition(label: str) -> str:
+    """``inline`` with an ASCII ``filename`` (headers are Latin-1) and the full name as ``filename*``."""
+    from urllib.parse import quote
+
+    stem = label.rsplit(".", 1)[0] if "." in label else label
+    full = quote(f"{stem}-colorized.png", safe="")
+    return f'inline; filename="{_download_name(label)}"; filename*=UTF-8\'\'{full}'
 
 
 # ---- the app --------------------------------------------------------------------------------------
@@ -457,8 +474,8 @@ def create_app(
 
     @app.get("/api/models", response_model=ModelsOut, summary="Models the page can use, and the limits")
     async def models() -> ModelsOut:
-        """The default model first, then the other registry models that need no data and whose
-        weights ship with this install."""
+        """The default model first, then the other colorizers that ship with this install (each
+        once), with a plain-words summary of each."""
         return ModelsOut(
             default=store.default,
             models=[ModelInfo(name=n, summary=s, default=(n == store.default)) for n, s in store.summaries.items()],
@@ -478,7 +495,9 @@ def create_app(
         model: str | None = Form(None, description="A name from /api/models; the default model if left out."),
     ) -> Response:
         """Returns a PNG of the input's size (after EXIF rotation): the input's own lightness with
-        predicted colour. The header `X-Chromalab-Model` names the model used."""
+        predicted colour. Headers: `X-Chromalab-Model` names the model used; `X-Input-Grayscale`
+        is `true` when the upload was already black and white; `X-Chromalab-Notes` (when present)
+        says how the file was used, e.g. only the first of several frames."""
         label = _label(file.filename)
         name = model or store.default
         if name not in store.summaries:
@@ -500,7 +519,7 @@ def create_app(
         t0 = time.perf_counter()
         elapsed = None
         try:
-            png, (w, h) = await pool.run(_colorize_job, store, name, data, label)
+            png, (w, h), was_gray, notes = await pool.run(_colorize_job, store, name, data, label)
             elapsed = time.perf_counter() - t0
         except _Rejected as e:
             raise HTTPException(e.status, e.detail) from None
@@ -512,17 +531,17 @@ def create_app(
             raise HTTPException(500, f"internal error while colorizing {label}: {type(e).__name__}: {e}") from None
         finally:
             pool.release(elapsed)
-        return Response(
-            png,
-            media_type="image/png",
-            headers={
-                "Content-Disposition": f'inline; filename="{_download_name(label)}"',
-                "X-Chromalab-Model": name,
-                "X-Image-Size": f"{w}x{h}",
-                "X-Elapsed-Ms": f"{elapsed * 1000:.0f}",
-                "Cache-Control": "no-store",
-            },
-        )
+        headers = {
+            "Content-Disposition": _content_disposition(label),
+            "X-Chromalab-Model": name.encode("ascii", "backslashreplace").decode("ascii"),
+            "X-Image-Size": f"{w}x{h}",
+            "X-Input-Grayscale": "true" if was_gray else "false",
+            "X-Elapsed-Ms": f"{elapsed * 1000:.0f}",
+            "Cache-Control": "no-store",
+        }
+        if notes:
+            headers["X-Chromalab-Notes"] = "; ".join(notes)
+        return Response(png, media_type="image/png", headers=headers)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -9,6 +9,7 @@ const els = {
   compareSection: $("compare-section"), compare: $("compare"), base: $("compare-base"), top: $("compare-top"),
   line: $("compare-line"), leftTag: $("compare-left-tag"), slider: $("slider"),
   panels: $("panels"), gray: $("gray"), result: $("result"), original: $("original"), resultInfo: $("result-info"),
+  bwNote: $("bw-note"),
 };
 
 const state = {
@@ -17,6 +18,7 @@ const state = {
   file: null,          // the File being shown
   urls: { original: null, gray: null, result: null },
   originalOk: false,   // the browser could decode the original itself
+  bw: false,           // the server says the upload is already black and white
   seq: 0,              // request counter: only the latest answer is shown
   abort: null,
 };
@@ -55,7 +57,8 @@ async function loadModels() {
     for (const m of info.models) {
       const o = document.createElement("option");
       o.value = m.name;
-      o.textContent = m.default ? `${m.name} (default)` : m.name;
+      // each name once: "default" needs no "(default)" after it
+      o.textContent = m.default && m.name !== "default" ? `${m.name} (default)` : m.name;
       o.selected = m.default;
       state.summaries[m.name] = m.summary;
       els.model.append(o);
@@ -127,7 +130,7 @@ function setSplit(pct) {
 }
 
 function setAgainst(which) {
-  const useOriginal = which === "original" && state.originalOk;
+  const useOriginal = which === "original" && state.originalOk && !state.bw;
   els.base.src = useOriginal ? state.urls.original : state.urls.gray;
   els.base.alt = useOriginal ? "Original (left of the slider)" : "Grayscale input (left of the slider)";
   els.leftTag.textContent = useOriginal ? "original" : "gray";
@@ -186,6 +189,7 @@ async function colorize() {
     setUrl("gray", await grayFrom(els.result));
     els.gray.src = state.urls.gray;
   }
+  showBlackAndWhite(r.headers.get("X-Input-Grayscale") === "true");
   els.top.src = state.urls.result;
   await els.top.decode().catch(() => {});
   setAgainst(document.querySelector('input[name="against"]:checked').value);
@@ -203,8 +207,21 @@ async function colorize() {
   setState("done");
 }
 
+// an upload that is already black and white: its "original" is the gray input, so say so instead
+function showBlackAndWhite(bw) {
+  state.bw = bw;
+  els.original.hidden = bw;
+  els.bwNote.hidden = !bw;
+  const radio = document.querySelector('input[name="against"][value="original"]');
+  radio.disabled = bw || !state.originalOk;
+  if (radio.disabled && radio.checked) document.querySelector('input[name="against"][value="gray"]').checked = true;
+}
+
 function downloadName(r, file) {
-  const m = /filename="([^"]+)"/.exec(r.headers.get("Content-Disposition") || "");
+  const cd = r.headers.get("Content-Disposition") || "";
+  const full = /filename\*=UTF-8''([^;]+)/i.exec(cd);
+  if (full) { try { return decodeURIComponent(full[1]); } catch { /* fall back to the plain name */ } }
+  const m = /filename="([^"]+)"/.exec(cd);
   if (m) return m[1];
   const stem = (file.name || "image").replace(/\.[^.]*$/, "");
   return stem + "-colorized.png";
@@ -219,6 +236,7 @@ async function useFile(file) {
   els.download.setAttribute("aria-disabled", "true");
   els.panels.hidden = true;
   els.compareSection.hidden = true;
+  showBlackAndWhite(false);
   if (file.size > state.limits.max_upload_bytes) {
     state.file = null;
     showError("Too large.", ` ${file.name} is ${fmtMB(file.size)}; the limit is ${fmtMB(state.limits.max_upload_bytes)}. Try a smaller or more compressed copy.`);
