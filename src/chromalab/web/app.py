@@ -62,7 +62,9 @@ WEB_SUMMARIES: dict[str, str] = {
     "gray": "Leaves the photo black and white (for comparison only).",
 }
 """What each model does, in plain words for the page (the registry's summaries are for the command
-line and name its options). A model not listed here gets :data:`OTHER_SUMMARY`."""
+line and name its options). A bundled model not listed here gets :data:`BUNDLED_SUMMARY`, a served
+run folder or weights file :data:`OTHER_SUMMARY`."""
+BUNDLED_SUMMARY = "Another colorizer that comes with chromalab."
 OTHER_SUMMARY = "The model this server was started with."
 
 log = logging.getLogger("chromalab.web")
@@ -237,7 +239,7 @@ def _selectable() -> dict[str, str]:
     (``gray``, ``mean-ab`` and ``pca-ceiling`` are reference answers, not colorizers)."""
     from ..registry import available_bundled
 
-    return {n: WEB_SUMMARIES.get(n, OTHER_SUMMARY) for n in available_bundled()}
+    return {n: WEB_SUMMARIES.get(n, BUNDLED_SUMMARY) for n in available_bundled()}
 
 
 def _check_available(spec: str) -> None:
