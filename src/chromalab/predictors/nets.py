@@ -112,10 +112,67 @@ class VividPredictor(NetPredictor):
         return {**super().describe(), "temperature": self.temperature, "n_bins": int(self.net.n_bins)}
 
 
+class ColorNetPredictor(NetPredictor):
+    """A :class:`~chromalab.nets.ColorNet` as a predictor.
+
+    ``vividness`` (0 = most accurate .. 1 = most colourful) sets the decoding; a hint net also
+    takes colour points through :meth:`predict_ab_hints`.
+    """
+
+    @property
+    def vividness(self) -> float:
+        return float(self.net.vividness)
+
+    @vividness.setter
+    def vividness(self, v: float) -> None:
+        v = float(v)
+        if not (np.isfinite(v) and 0.0 <= v <= 1.0):
+            raise ChromalabError(f"{self.name}: vividness must be a number from 0 (most accurate) to 1 "
+                                 f"(most colourful), got {v}")
+        self.net.vividness = v
+
+    @property
+    def takes_hints(self) -> bool:
+        return bool(self.net.hints)
+
+    def predict_ab_hints(self, L: np.ndarray, hint_ab: np.ndarray, mask: np.ndarray) -> np.ndarray:  # noqa: N803
+        """L ``(N, 1, H, W)`` Lab units, hint_ab ``(N, 2, H, W)`` scaled ab, mask ``(N, 1, H, W)`` 0/1
+        -> ab ``(N, 2, H, W)`` Lab units. H, W must be multiples of :attr:`stride`."""
+        if not self.takes_hints:
+            raise ChromalabError(f"{self.name}: this model takes no colour hints")
+        L = np.asarray(L, dtype=np.float32)  # noqa: N806
+        n, _, h, w = L.shape
+        if h % self.stride or w % self.stride:
+            raise ValueError(f"{self.name}: hint inputs must be multiples of {self.stride}, got {h}x{w}")
+        x = np.concatenate([scale_L(L), np.asarray(hint_ab, np.float32), np.asarray(mask, np.float32)], axis=1)
+        out = np.empty((n, 2, h, w), dtype=np.float32)
+        with torch.inference_mode():
+            for s in range(0, n, self.batch_size):
+                y = self.net(torch.from_numpy(np.ascontiguousarray(x[s : s + self.batch_size])))
+                out[s : s + len(y)] = unscale_ab(y.float()).numpy()
+        return out
+
+    def describe(self) -> dict:
+        return {**super().describe(), "vividness": self.vividness, "hints": self.takes_hints,
+                "n_bins": int(self.net.n_bins), "n_classes": int(self.net.n_classes)}
+
+
 def wrap_net(net: nn.Module, input_size: int | None = 64, name: str = "net", meta: dict | None = None) -> NetPredictor:
-    """The predictor class that fits ``net``: :class:`VividPredictor` for a vivid net, else :class:`NetPredictor`."""
-    cls = VividPredictor if isinstance(net, VividNet) else NetPredictor
+    """The predictor class that fits ``net``: :class:`VividPredictor` for a vivid net,
+    :class:`ColorNetPredictor` for a ColorNet, else :class:`NetPredictor`."""
+    cls = VividPredictor if isinstance(net, VividNet) else ColorNetPredictor if isinstance(net, ColorNet) \
+        else NetPredictor
     return cls(net, input_size=input_size, name=name, meta=meta)
+
+
+def set_vividness(pred: Predictor, vividness: float | None) -> Predictor:
+    """Set a colour model's vividness (None: leave it). Models without one: a one-line error."""
+    if vividness is None:
+        return pred
+    if not isinstance(pred, ColorNetPredictor):
+        raise ChromalabError(f"vividness applies to the colour models (default, guided); {pred.name!r} has none")
+    pred.vividness = vividness
+    return pred
 
 
 def set_temperature(pred: Predictor, temperature: float | None) -> Predictor:
