@@ -162,16 +162,26 @@ def evaluate(
     limit: Annotated[int | None, typer.Option(help="Only the first N images of the split.")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the metrics as JSON here.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per batch.")] = None,
+    vividness: Annotated[float | None, typer.Option(
+        "--vividness", metavar="V", help="The colour models: 0 (most accurate) to 1 (most colourful); "
+        "default: the model's own.")] = None,
+    hints: Annotated[int | None, typer.Option(
+        "--hints", metavar="N", help="Hint models: give every image N colour points simulated from its "
+        "true colours (fixed seed), as a user would.")] = None,
     temperature: Annotated[float | None, typer.Option(
-        "--temperature", help="Vivid models: T of the annealed-mean decoding (default: the model's own: "
-        "0.2 for the bundled vivid, a run's saved T for a run folder).")] = None,
+        "--temperature", hidden=True, help="The vivid model: T of the annealed-mean decoding (default: the "
+        "model's own: 0.2 for the bundled vivid, a run's saved T for a run folder).")] = None,
 ) -> None:
-    """Evaluate a model: PSNR, SSIM, MSE, L1, R², colourfulness."""
+    """Evaluate a model: PSNR, SSIM, MSE, L1, R², colourfulness, AuC, cool recall."""
     from .evaluate import evaluate_images, evaluate_split, format_table
-    from .predictors.nets import set_temperature
+    from .predictors.nets import set_temperature, set_vividness
     from .registry import load_predictor
 
-    pred = set_temperature(load_predictor(model, data=data), temperature)
+    pred = set_vividness(set_temperature(load_predictor(model, data=data), temperature), vividness)
+    if hints is not None:
+        from .predictors.hinted import SimulatedHints
+
+        pred = SimulatedHints(pred, hints)
     if images is not None:
         res = evaluate_images(pred, images, batch_size=batch_size)
         for line in res.get("unreadable_files", [])[:10]:
@@ -184,8 +194,8 @@ def evaluate(
         sp = prep.split(split, limit=limit)
         res = evaluate_split(pred, sp, batch_size=batch_size)
         source = prep.source["path"]
-    res = {"name": model, "model": pred.describe(), "source": source, **res}
-    title = f"{model} on {res['split']} ({res['count']:,} images, {res['excluded']:,} excluded)"
+    res = {"name": pred.name if hints else model, "model": pred.describe(), "source": source, **res}
+    title = f"{res['name']} on {res['split']} ({res['count']:,} images, {res['excluded']:,} excluded)"
     out.print(format_table([res], title=title))
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -196,7 +206,7 @@ def evaluate(
 # ---- train ------------------------------------------------------------------------------------------
 @app.command("train", context_settings={"allow_extra_args": False})
 def train(
-    model: Annotated[str, typer.Argument(help="linear | svr | cnn | unet | pix2pix | vivid")],
+    model: Annotated[str, typer.Argument(help="linear | svr | cnn | unet | pix2pix | vivid | colornet")],
     out_dir: Annotated[Path, typer.Option("--out", help="Run folder to write.")],
     loss: Annotated[str | None, typer.Option(help="cnn / unet: mse | l1 | hybrid | ssim-hybrid (pix2pix and vivid have their own).")] = None,
     preset: Annotated[str, typer.Option(help="Classical: seed | quick. Nets: quick | full.")] = "quick",
@@ -207,14 +217,21 @@ def train(
     strategy: Annotated[str | None, typer.Option(help="Lightning strategy (e.g. ddp).")] = None,
     precision: Annotated[str | None, typer.Option(help="Lightning precision (e.g. 32, bf16-mixed).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field: --set epochs=3")] = None,
+    init_from: Annotated[Path | None, typer.Option(
+        "--init-from", help="Nets: warm-start from this weights file (.safetensors, e.g. a run's best.safetensors); "
+        "tensors are copied where names and shapes allow.")] = None,
 ) -> None:
     """Train one model into a run folder (config, metrics, figures, weights, test metrics)."""
     overrides = _parse_sets(set_ or [])
+    if init_from is not None:
+        if not init_from.expanduser().is_file():
+            raise ChromalabError(f"{init_from}: --init-from weights file not found")
+        overrides["init_from"] = str(init_from.expanduser().absolute())
     if model in ("linear", "svr"):
         from .classical import train_classical
 
         train_classical(model, preset=preset, data=data, out=out_dir, overrides=overrides)
-    elif model in ("cnn", "unet", "pix2pix", "vivid"):
+    elif model in ("cnn", "unet", "pix2pix", "vivid", "colornet"):
         from .training.run import train_net
 
         trainer = {k: v for k, v in dict(accelerator=accelerator, devices=devices, strategy=strategy,
@@ -222,7 +239,7 @@ def train(
         train_net(model, loss=loss, preset=preset, data=data, out=out_dir, resume=resume,
                   trainer_overrides=trainer, overrides=overrides)
     else:
-        raise ChromalabError(f"unknown model family {model!r} (choose linear, svr, cnn, unet, pix2pix, vivid)")
+        raise ChromalabError(f"unknown model family {model!r} (choose linear, svr, cnn, unet, pix2pix, vivid, colornet)")
 
 
 # ---- compare ----------------------------------------------------------------------------------------
@@ -268,9 +285,19 @@ def colorize(
         "--work-size", metavar="PX", help="Long side of the L the net sees, 1 to 512 (default: its training "
         "size, 64). Larger sizes give a little more colour and cost memory.")] = None,
     backend: Annotated[str, typer.Option("--backend", metavar="NAME", help="auto | onnx | torch | numpy.")] = "auto",
+    vividness: Annotated[float | None, typer.Option(
+        "--vividness", metavar="V", help="0 (most accurate) to 1 (most colourful); the colour models "
+        "(default, guided). Default: the model's own, chosen on validation images.")] = None,
+    hint: Annotated[list[str] | None, typer.Option(
+        "--hint", metavar="X,Y,COLOR", help="A colour point (repeatable): X, Y in the input's pixels, COLOR "
+        "#rrggbb or a CSS colour name, e.g. --hint 120,80,#3070c0. Only its chroma is used; the photo keeps "
+        "its lightness. Models that take hints: guided, default.")] = None,
+    hints_file: Annotated[Path | None, typer.Option(
+        "--hints", metavar="FILE", help="Colour points from a JSON file: a list of {\"x\", \"y\", \"color\"} "
+        "(what the web page exports).")] = None,
     temperature: Annotated[float | None, typer.Option(
-        "--temperature", metavar="T", help="Vivid models: T of the annealed mean; lower is more colourful "
-        "(default: the model's own: 0.2 for the bundled vivid, a run's saved T for a run folder).")] = None,
+        "--temperature", metavar="T", hidden=True, help="The vivid model: T of the annealed mean; lower is more "
+        "colourful (default: the model's own: 0.2 for the bundled vivid, a run's saved T for a run folder).")] = None,
 ) -> None:
     """Colorize photos of any size: files and folders, progress bar, one-line summary; exit 1 if any failed.
 
@@ -278,15 +305,19 @@ def colorize(
 
     Each output PNG records the model and settings that made it (a PNG text chunk named
     chromalab). An existing output is skipped only when its record matches this run's model
-    and settings; otherwise (another model, --work-size, --temperature, or no record) it is
-    made again. --overwrite makes every output again. Inputs are never written to; outputs
+    and settings; otherwise (another model, --work-size, --vividness, other hints, or no record)
+    it is made again. --overwrite makes every output again. Inputs are never written to; outputs
     are written under a temporary name and renamed, so Ctrl-C leaves no partial file.
     """
+    from .hints import load_hints_file, parse_hint_arg
     from .inference import colorize_cli
 
+    points = [parse_hint_arg(h) for h in hint or []]
+    if hints_file is not None:
+        points += load_hints_file(hints_file)
     code = colorize_cli(paths, output=output, model=model, overwrite=overwrite, side_by_side=side_by_side,
                         max_pixels=max_pixels, batch_size=batch_size, work_size=work_size, backend=backend,
-                        temperature=temperature)
+                        temperature=temperature, vividness=vividness, hints=points)
     raise typer.Exit(code)
 
 

@@ -15,3 +15,13 @@ class ImageError(ChromalabError):
 
 class ModelError(ChromalabError):
     """A model name, run folder or weights file cannot be loaded."""
+
+
+class VideoError(ChromalabError):
+    """One input video cannot be used, or the output video cannot be written."""
+
+
+class SettingError(ChromalabError, ValueError):
+    """A setting or colour hint given by the user cannot be used (a vividness out of range, a hint
+    outside the image, an unreadable colour, hints for a model that takes none). Also a ValueError,
+    as the Python API promises."""

@@ -53,7 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from .color import AB_SCALE, L_MAX, lab_planes_to_rgb_uint8_fast, scale_L, unscale_ab
-from .errors import ChromalabError, ImageError, ModelError
+from .errors import ChromalabError, ImageError, ModelError, SettingError
 from .images import (
     DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
@@ -79,7 +79,7 @@ PROVENANCE_KEY = "chromalab"
 PNG_COMPRESS_LEVEL = 1
 """zlib level for output PNGs: level 1 is ~5x faster than Pillow's default 6 for ~10 % larger files."""
 ONNX_OPSET = 17
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2  # 2: the colour models' graphs take hints and a vividness
 """Bump when the exported graph changes (part of the ONNX cache key)."""
 BACKENDS = ("auto", "onnx", "torch", "numpy")
 UPSAMPLE = ("bicubic", "bilinear")
@@ -154,7 +154,11 @@ def _resize_plane(a: np.ndarray, size_wh: tuple[int, int], resample: str = "bicu
 
 # ---- backends --------------------------------------------------------------------------------------------
 def _lab_wrapper(net):
-    """torch module: L ``(B, 1, H, W)`` in Lab units -> ab ``(B, 2, H, W)`` in Lab units."""
+    """torch module: L ``(B, 1, H, W)`` in Lab units -> ab ``(B, 2, H, W)`` in Lab units.
+
+    For a net with controls (:func:`has_controls`: the colour models) the module takes
+    ``(L, hints (B, 3, H, W), vividness (1,))`` (:mod:`chromalab.hints`), as its ONNX export does.
+    """
     import torch
 
     class LabNet(torch.nn.Module):
@@ -165,7 +169,26 @@ def _lab_wrapper(net):
         def forward(self, L):  # noqa: N803
             return unscale_ab(self.inner(scale_L(L)))
 
-    return LabNet(net).eval()
+    class ControlNet(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+            self.hints = bool(inner.hints)
+
+        def forward(self, L, hints, vividness):  # noqa: N803
+            x = torch.cat([scale_L(L), hints], dim=1) if self.hints else scale_L(L)  # (B, 4 or 1, H, W)
+            return unscale_ab(self.inner(x, vividness))
+
+    return (ControlNet if has_controls(net) else LabNet)(net).eval()
+
+
+def has_controls(net) -> bool:
+    """Whether a net takes colour hints and a vividness (a :class:`~chromalab.nets.ColorNet`)."""
+    return hasattr(net, "vividness") and hasattr(net, "hints") and hasattr(net, "heads")
+
+
+def _no_hints(L: np.ndarray) -> np.ndarray:  # noqa: N803
+    return np.zeros((L.shape[0], 3, *L.shape[2:]), dtype=np.float32)
 
 
 class _NumpyBackend:
@@ -173,8 +196,12 @@ class _NumpyBackend:
 
     def __init__(self, predictor):
         self.predictor = predictor
+        self.controls = hasattr(predictor, "predict_controls")
 
-    def predict_ab(self, L: np.ndarray) -> np.ndarray:  # noqa: N803
+    def predict_ab(self, L: np.ndarray, hints: np.ndarray | None = None,  # noqa: N803
+                   vividness: float | None = None) -> np.ndarray:
+        if self.controls:
+            return self.predictor.predict_controls(L, hints, vividness)
         return self.predictor.predict_ab(L)
 
 
@@ -183,20 +210,28 @@ class _TorchBackend:
 
     def __init__(self, net, channels_last: bool = False):
         self.module = _lab_wrapper(net)
+        self.controls = has_controls(net)
+        self.vividness = float(net.vividness) if self.controls else None
         self.channels_last = channels_last
         if channels_last:
             import torch
 
             self.module = self.module.to(memory_format=torch.channels_last)
 
-    def predict_ab(self, L: np.ndarray) -> np.ndarray:  # noqa: N803
+    def predict_ab(self, L: np.ndarray, hints: np.ndarray | None = None,  # noqa: N803
+                   vividness: float | None = None) -> np.ndarray:
         import torch
 
         x = torch.from_numpy(np.ascontiguousarray(L, dtype=np.float32))
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            y = self.module(x)
+            if self.controls:
+                h = torch.from_numpy(np.ascontiguousarray(_no_hints(L) if hints is None else hints, dtype=np.float32))
+                v = torch.tensor([self.vividness if vividness is None else vividness], dtype=torch.float32)
+                y = self.module(x, h, v)
+            else:
+                y = self.module(x)
         return np.ascontiguousarray(y.float().numpy(), dtype=np.float32)
 
 
@@ -242,9 +277,16 @@ class _OrtBackend:
                 Path(tmp).unlink(missing_ok=True)
         self.input = self.session.get_inputs()[0].name
         self.meta = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.controls = len(self.session.get_inputs()) == 3  # L, hints, vividness
+        self.vividness = float(self.meta.get("vividness", "nan")) if self.controls else None
 
-    def predict_ab(self, L: np.ndarray) -> np.ndarray:  # noqa: N803
-        out = self.session.run(None, {self.input: np.ascontiguousarray(L, dtype=np.float32)})[0]
+    def predict_ab(self, L: np.ndarray, hints: np.ndarray | None = None,  # noqa: N803
+                   vividness: float | None = None) -> np.ndarray:
+        feed = {self.input: np.ascontiguousarray(L, dtype=np.float32)}
+        if self.controls:
+            feed["hints"] = np.ascontiguousarray(_no_hints(L) if hints is None else hints, dtype=np.float32)
+            feed["vividness"] = np.array([self.vividness if vividness is None else vividness], dtype=np.float32)
+        out = self.session.run(None, feed)[0]
         return np.asarray(out, dtype=np.float32)
 
 
@@ -281,19 +323,25 @@ def export_onnx(net, path: str | os.PathLike | None = None, meta: dict | None = 
     module = _lab_wrapper(net)
     stride = int(getattr(net, "net_stride", 16) or 16)
     x = torch.rand(2, 1, 4 * stride, 3 * stride) * L_MAX
+    args: tuple = (x,)
+    names = ["L"]
+    axes = {"L": {0: "batch", 2: "height", 3: "width"}, "ab": {0: "batch", 2: "height", 3: "width"}}
+    if has_controls(net):  # the colour models: hint channels and the vividness are inputs too
+        args = (x, torch.zeros(2, 3, 4 * stride, 3 * stride), torch.tensor([0.5]))
+        names = ["L", "hints", "vividness"]
+        axes["hints"] = {0: "batch", 2: "height", 3: "width"}
+        meta = {**(meta or {}), "vividness": float(net.vividness), "hints": int(bool(net.hints))}
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             torch.onnx.export(
-                module, (x,), buf, input_names=["L"], output_names=["ab"], opset_version=ONNX_OPSET,  # type: ignore[arg-type]
-                dynamic_axes={"L": {0: "batch", 2: "height", 3: "width"}, "ab": {0: "batch", 2: "height", 3: "width"}},
-                dynamo=False,
+                module, args, buf, input_names=names, output_names=["ab"], opset_version=ONNX_OPSET,  # type: ignore[arg-type]
+                dynamic_axes=axes, dynamo=False,
             )
         except TypeError:  # a torch without the legacy exporter switch
-            torch.onnx.export(module, (x,), buf, input_names=["L"], output_names=["ab"], opset_version=ONNX_OPSET,  # type: ignore[arg-type]
-                              dynamic_axes={"L": {0: "batch", 2: "height", 3: "width"},
-                                            "ab": {0: "batch", 2: "height", 3: "width"}})
+            torch.onnx.export(module, args, buf, input_names=names, output_names=["ab"], opset_version=ONNX_OPSET,  # type: ignore[arg-type]
+                              dynamic_axes=axes)
     data = buf.getvalue()
     if meta:
         import onnx
@@ -386,6 +434,7 @@ class Prepared:
     work: np.ndarray  # (h, w) float32, L at the working size
     n_frames: int = 1
     notes: tuple[str, ...] = ()  # how the file was used (first frame only, EXIF ignored), see image_notes
+    hints: np.ndarray | None = None  # (3, h, w) hint channels at the working size (Colorizer.hint_map), or None
 
     @property
     def pixels(self) -> int:
@@ -412,7 +461,7 @@ class Colorizer:
     def __init__(self, model="default", *, backend: str = "auto", work_size: int | None = None,
                  max_pixels: int = DEFAULT_MAX_PIXELS, upsample: str = "bicubic",
                  onnx_cache: str | os.PathLike | bool | None = None, channels_last: bool = False,
-                 batch_size: int = 64, threads: int | None = None):
+                 batch_size: int = 64, threads: int | None = None, vividness: float | None = None):
         if backend not in BACKENDS:
             raise ChromalabError(f"unknown backend {backend!r} (choose {', '.join(BACKENDS)})")
         if upsample not in UPSAMPLE:
@@ -478,6 +527,20 @@ class Colorizer:
                                               else _cached_onnx_candidates(weights, sha, cache)[-1],
                                               sha=sha)
         self.work_size = int(work_size or self.input_size or DEFAULT_WORK_SIZE)
+        be = self._backend
+        self.controls = bool(getattr(be, "controls", False))
+        """The model takes a vividness (and, when :attr:`takes_hints`, colour hints): the colour models."""
+        if isinstance(be, _OrtBackend):
+            self.takes_hints = self.controls and be.meta.get("hints", "1") == "1"
+            default_v = be.vividness
+        else:
+            net = getattr(self.predictor, "net", None)
+            self.takes_hints = self.controls and bool(getattr(net, "hints", False))
+            default_v = float(net.vividness) if self.controls and net is not None else None
+        self.vividness: float | None = default_v
+        """The vividness used when a call gives none: ``vividness=`` or the model's own default."""
+        if vividness is not None:
+            self.vividness = self.check_vividness(vividness)
 
     def _backend_for(self, pred, backend: str, want_onnx: bool, channels_last: bool, threads: int | None,
                      cache_file: Path | None, sha: str | None):
@@ -566,9 +629,42 @@ class Colorizer:
         return Prepared(L=L, alpha=alpha_channel(im), work=work, n_frames=int(im.info.get("n_frames", 1) or 1),
                         notes=tuple(image_notes(im)))
 
-    def predict_work(self, items: Sequence[Prepared]) -> list[np.ndarray]:
+    def check_vividness(self, vividness) -> float:
+        """A vividness for this model, or a one-line :class:`SettingError` (out of range, or a model without one)."""
+        from .predictors.nets import check_vividness
+
+        if not self.controls:
+            raise SettingError(f"{_model_label(self.name)}: this model has no vividness setting (the colour models "
+                               f"default and guided have one)")
+        return check_vividness(vividness, _model_label(self.name))
+
+    def hint_map(self, item: Prepared, hints) -> np.ndarray | None:
+        """User hints ``[(x, y, colour), ...]`` in the image's pixels (see :func:`chromalab.hints.parse_hints`)
+        -> the net's hint channels ``(3, h, w)`` at the working size; None for no hints. Raises
+        :class:`SettingError` (a ValueError) for a bad hint or a model that takes none."""
+        if hints is None or len(hints) == 0:
+            return None
+        from .hints import hint_channels, parse_hints
+
+        if not self.takes_hints:
+            raise SettingError(f"{_model_label(self.name)}: this model takes no colour hints (the guided model "
+                               f"does: --model guided)")
+        H, W = item.L.shape  # noqa: N806
+        return hint_channels(parse_hints(hints, W, H), (H, W), item.work.shape)
+
+    def predict_work(self, items: Sequence[Prepared], hints: Sequence[np.ndarray | None] | None = None,
+                     vividness: float | None = None) -> list[np.ndarray]:
         """ab ``(2, h, w)`` at working size for each item; same-shape items share forward passes
-        of at most ``batch_size`` images and :data:`WORK_PIXELS_PER_PASS` pixels."""
+        of at most ``batch_size`` images and :data:`WORK_PIXELS_PER_PASS` pixels.
+
+        ``hints``: per item, its hint channels from :meth:`hint_map` or None; ``vividness``: None for
+        :attr:`vividness` (both only for the colour models). Without ``hints``, each item's own
+        ``hints`` field is used."""
+        v = self.vividness if vividness is None else self.check_vividness(vividness)
+        if hints is None:
+            hints = [it.hints for it in items]
+        if any(h is not None for h in hints) and not self.takes_hints:
+            raise SettingError(f"{_model_label(self.name)}: this model takes no colour hints")
         out: list[np.ndarray | None] = [None] * len(items)
         groups: dict[tuple[int, int], list[int]] = {}
         for i, it in enumerate(items):
@@ -578,7 +674,15 @@ class Colorizer:
             for s in range(0, len(idx), per_pass):
                 part = idx[s : s + per_pass]
                 L = np.stack([items[i].work for i in part])[:, None]  # noqa: N806  (n, 1, h, w)
-                ab = self._backend.predict_ab(L)  # (n, 2, h, w)
+                if self.controls:
+                    hs = [hints[i] if hints is not None else items[i].hints for i in part]
+                    h = None
+                    if any(x is not None for x in hs):
+                        h = np.stack([x if x is not None else np.zeros((3, *shape), np.float32)
+                                      for x in hs])  # (n, 3, h, w)
+                    ab = self._backend.predict_ab(L, h, v)  # (n, 2, h, w)
+                else:
+                    ab = self._backend.predict_ab(L)  # (n, 2, h, w)
                 for j, i in enumerate(part):
                     out[i] = ab[j]
         return out  # type: ignore[return-value]
@@ -622,27 +726,47 @@ class Colorizer:
         return Image.fromarray(self.finish_array(item, ab_work, side_by_side))
 
     # -- public --------------------------------------------------------------------------------
-    def colorize_image(self, im, side_by_side: bool = False):
-        """PIL image (any mode and size) -> colorized PIL image (RGB, or RGBA when it had alpha)."""
-        item = self.prepare(im)
-        return self.finish(item, self.predict_work([item])[0], side_by_side)
+    def render(self, item: Prepared, hints=None, vividness: float | None = None,
+               side_by_side: bool = False) -> np.ndarray:
+        """A prepared image -> the colorized ``(H, W, 3|4)`` uint8 array with these hints and vividness.
+        Preparing once and rendering again is how the web page recolours without a new upload."""
+        ab = self.predict_work([item], [self.hint_map(item, hints)], vividness)[0]
+        return self.finish_array(item, ab, side_by_side)
 
-    def colorize_batch(self, images: Iterable, side_by_side: bool = False) -> list:
+    def colorize_image(self, im, side_by_side: bool = False, hints=None, vividness: float | None = None):
+        """PIL image (any mode and size) -> colorized PIL image (RGB, or RGBA when it had alpha).
+
+        ``hints``: colour points ``[(x, y, colour), ...]`` in the image's pixels (hint models);
+        ``vividness``: 0 (most accurate) .. 1 (most colourful) (colour models; None: the default)."""
+        from PIL import Image
+
+        return Image.fromarray(self.render(self.prepare(im), hints, vividness, side_by_side))
+
+    def colorize_batch(self, images: Iterable, side_by_side: bool = False, vividness: float | None = None) -> list:
         """Several PIL images -> colorized PIL images, one forward pass per working shape."""
         items = [self.prepare(im) for im in images]
-        abs_ = self.predict_work(items)
+        abs_ = self.predict_work(items, vividness=vividness)
         return [self.finish(it, ab, side_by_side) for it, ab in zip(items, abs_, strict=True)]
 
-    def colorize_file(self, src, dst=None, side_by_side: bool = False):
+    def colorize_file(self, src, dst=None, side_by_side: bool = False, hints=None, vividness: float | None = None):
         """Colorize an image file; write a PNG to ``dst`` when given (atomically, recording
         :meth:`provenance`). Returns the PIL image."""
         item = self.prepare(open_image(src, max_pixels=self.max_pixels, name=str(src)))
-        arr = self.finish_array(item, self.predict_work([item])[0], side_by_side)
+        arr = self.render(item, hints, vividness, side_by_side)
         if dst is not None:
-            save_png(arr, Path(dst), text=provenance_text(self.provenance()))
+            v = (self.vividness if vividness is None else vividness) if self.controls else None
+            save_png(arr, Path(dst), text=provenance_text(self.provenance(vividness=v, hints=_hints_record(hints))))
         from PIL import Image
 
         return Image.fromarray(arr)
+
+
+def _hints_record(hints) -> list | None:
+    """Hints as recorded in an output's provenance (JSON-able; None when there are none)."""
+    if not hints:
+        return None
+    return [dict(h) if isinstance(h, dict) else {"x": h[0], "y": h[1], "color": h[2] if isinstance(h[2], str)
+                                                 else list(h[2])} for h in hints]
 
 
 def _label_of(im) -> str:
@@ -919,15 +1043,26 @@ def load_input(image_or_path, max_pixels: int = DEFAULT_MAX_PIXELS):
                      "give (H, W) gray or (H, W, 3|4) uint8")
 
 
-def colorize(image_or_path, model="default", *, side_by_side: bool = False, **kwargs):
+def colorize(image_or_path, model="default", *, side_by_side: bool = False, hints=None,
+             vividness: float | None = None, **kwargs):
     """Colorize one image -> PIL image of the input's size (RGBA when the input had alpha).
 
-    ``model``: a name, run folder, weights file, Predictor or Colorizer. Other keyword
+    ``model``: a name, run folder, weights file, Predictor or Colorizer. ``vividness``: 0 (most
+    accurate) .. 1 (most colourful), for the colour models (None: the model's default).
+    ``hints``: colour points ``[(x, y, colour), ...]``: x, y in the image's pixels, colour
+    ``"#rrggbb"``, a CSS name or ``(r, g, b)`` of 0..255 (only its chroma is used; the photo keeps its
+    lightness), for the hint models (``guided``). A bad hint, or hints / a vividness for a model
+    without them, raise a ValueError (:class:`~chromalab.errors.SettingError`). Other keyword
     arguments go to :class:`Colorizer` (``work_size``, ``backend``, ``max_pixels``, ...);
     colorizers are cached, so repeated calls do not reload the model.
     """
     col = get_colorizer(model, **kwargs)
-    return col.colorize_image(load_input(image_or_path, col.max_pixels), side_by_side=side_by_side)
+    if vividness is not None:
+        col.check_vividness(vividness)
+    if hints is not None and len(hints) and not col.takes_hints:
+        raise SettingError(f"{_model_label(col.name)}: this model takes no colour hints (the guided model does)")
+    return col.colorize_image(load_input(image_or_path, col.max_pixels), side_by_side=side_by_side, hints=hints,
+                              vividness=vividness)
 
 
 # ---- CLI ---------------------------------------------------------------------------------------------------
@@ -1112,11 +1247,14 @@ def _output_state(path: Path, record: dict, overwrite: bool) -> str:
 def colorize_cli(paths, output=None, model="default", overwrite: bool = False, side_by_side: bool = False,
                  max_pixels: int | None = None, batch_size: int = 16, work_size: int | None = None,
                  backend: str = "auto", progress: bool = True, temperature: float | None = None,
-                 settings: dict | None = None) -> int:
+                 settings: dict | None = None, vividness: float | None = None, hints=None) -> int:
     """``chromalab colorize``: files and folders in, PNGs out, one line per problem, a summary line.
 
     The model is loaded first, so an unknown model or a bad setting stops the run before any
     file is touched. ``temperature``: T of a vivid model's annealed mean (an error for other models).
+    ``vividness``: the colour models' 0..1 setting; ``hints``: colour points ``[(x, y, colour)]`` in each
+    input's pixels (hint models): bad colours or a model without hints stop the run before any
+    work; a point outside one image fails that image only.
 
     Each output records what made it (PNG text ``chromalab``: the model, its weights' hash, the
     working size, ``temperature`` and ``settings``). An existing output counts as done only
@@ -1149,8 +1287,18 @@ def colorize_cli(paths, output=None, model="default", overwrite: bool = False, s
         from .registry import load_predictor
 
         model = set_temperature(load_predictor(model, progress=False), temperature)
-    col = Colorizer(model, backend=backend, work_size=work_size, max_pixels=max_pixels, batch_size=batch_size)
-    record = col.provenance(temperature=temperature, **(settings or {}))
+    col = Colorizer(model, backend=backend, work_size=work_size, max_pixels=max_pixels, batch_size=batch_size,
+                    vividness=vividness)
+    hints = list(hints or [])
+    if hints:
+        from .hints import parse_hints
+
+        if not col.takes_hints:
+            raise SettingError(f"{_model_label(spec) if isinstance(spec, str) else col.name}: this model takes no "
+                               f"colour hints (the guided model does: --model guided)")
+        parse_hints(hints, 1 << 30, 1 << 30)  # colours, count and signs now; each image checks its own bounds
+    record = col.provenance(temperature=temperature, vividness=col.vividness if col.controls else None,
+                            hints=_hints_record(hints), **(settings or {}))
     if isinstance(spec, str) and not isinstance(model, str):
         record["model"] = _model_label(spec)
         record.pop("model_sha256", None)
@@ -1209,7 +1357,13 @@ def colorize_cli(paths, output=None, model="default", overwrite: bool = False, s
         return finish()
 
     def load(j: Job):
-        return col.prepare(open_image(j.src, max_pixels=max_pixels, name=j.label))
+        item = col.prepare(open_image(j.src, max_pixels=max_pixels, name=j.label))
+        if hints:
+            try:
+                item.hints = col.hint_map(item, hints)
+            except SettingError as e:
+                raise SettingError(f"{j.label}: {e}") from None
+        return item
 
     def write(j: Job, item: Prepared, ab: np.ndarray) -> None:
         assert j.out is not None

@@ -34,29 +34,37 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from ..abbins import DEFAULT_BIN_SIZE, decode_scaled, gamut_bins
+from ..abbins import DEFAULT_BIN_SIZE, gamut_bins
+from ..color import AB_SCALE
 from .unet import DoubleConv
 
 HINT_CHANNELS = 3
 """Hint a, hint b (scaled ab, 0 where no hint) and the mask (1 where a hint is)."""
 
 
-def vivid_decode(ab_reg: torch.Tensor, logits: torch.Tensor, centres: torch.Tensor, vividness: float,
+def vivid_decode(ab_reg: torch.Tensor, logits: torch.Tensor, centres: torch.Tensor, vividness,
                  t_blend: float, t_vivid: float, out_stride: int) -> torch.Tensor:
     """Heads -> scaled ab ``(B, 2, H, W)`` at vividness ``v`` (see the module notes).
 
-    ``ab_reg`` ``(B, 2, H, W)`` scaled; ``logits`` ``(B, Q, H/s, W/s)``; ``centres`` ``(Q, 2)`` Lab units.
+    ``ab_reg`` ``(B, 2, H, W)`` scaled; ``logits`` ``(B, Q, H/s, W/s)``; ``centres`` ``(Q, 2)`` Lab units;
+    ``vividness`` a float or a 0-d / ``(1,)`` tensor (an input of the exported ONNX graph). Computed in
+    float32; ``v = 0`` gives ``ab_reg`` exactly (``1·reg + 0·classes``).
     """
-    v = float(vividness)
-    if not 0.0 <= v <= 1.0:
-        raise ValueError(f"vividness must be in [0, 1], got {vividness}")
-    if v == 0.0:
-        return ab_reg.float()
-    t = math.exp((1.0 - v) * math.log(t_blend) + v * math.log(t_vivid))
-    ab_cls = decode_scaled(logits, centres, t)  # (B, 2, H/s, W/s)
-    if out_stride > 1:
-        ab_cls = F.interpolate(ab_cls, scale_factor=out_stride, mode="bilinear", align_corners=False)
-    return (1.0 - v) * ab_reg.float() + v * ab_cls  # (B, 2, H, W)
+    if not isinstance(vividness, torch.Tensor):
+        v_f = float(vividness)
+        if not 0.0 <= v_f <= 1.0:
+            raise ValueError(f"vividness must be in [0, 1], got {vividness}")
+        if v_f == 0.0:
+            return ab_reg.float()
+        vividness = torch.tensor(v_f)
+    v = vividness.float().reshape(-1)[:1].reshape(1, 1, 1, 1)  # (1, 1, 1, 1)
+    log_t = (1.0 - v) * math.log(t_blend) + v * math.log(t_vivid)
+    with torch.autocast(device_type=logits.device.type, enabled=False):
+        probs = torch.softmax(logits.float() / torch.exp(log_t), dim=1)  # (B, Q, H/s, W/s)
+        ab_cls = F.conv2d(probs, centres.float().t().reshape(2, -1, 1, 1)) / AB_SCALE  # (B, 2, H/s, W/s) scaled
+        if out_stride > 1:
+            ab_cls = F.interpolate(ab_cls, scale_factor=float(out_stride), mode="bilinear", align_corners=False)
+        return (1.0 - v) * ab_reg.float() + v * ab_cls  # (B, 2, H, W)
 
 
 class ColorNet(nn.Module):
@@ -152,12 +160,12 @@ class ColorNet(nn.Module):
         hs = F.avg_pool2d(h, self.out_stride) if self.out_stride > 1 else h  # (B, w, H/s, W/s)
         return ab_reg, self.cls_head(hs), cls
 
-    def decode(self, ab_reg: torch.Tensor, logits: torch.Tensor, vividness: float | None = None) -> torch.Tensor:
-        """Heads -> scaled ab ``(B, 2, H, W)`` at ``vividness`` (None: the stored default)."""
+    def decode(self, ab_reg: torch.Tensor, logits: torch.Tensor, vividness=None) -> torch.Tensor:
+        """Heads -> scaled ab ``(B, 2, H, W)`` at ``vividness`` (a float or tensor; None: the stored default)."""
         v = self.vividness if vividness is None else vividness
         return vivid_decode(ab_reg, logits, self.centres, v, self.t_blend, self.t_vivid, self.out_stride)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, 1 or C_in, H, W)`` scaled -> ``(B, 2, H, W)`` scaled ab at the stored vividness."""
+    def forward(self, x: torch.Tensor, vividness=None) -> torch.Tensor:
+        """``(B, 1 or C_in, H, W)`` scaled -> ``(B, 2, H, W)`` scaled ab at ``vividness`` (None: the stored one)."""
         ab_reg, logits, _ = self.heads(x)
-        return self.decode(ab_reg, logits)
+        return self.decode(ab_reg, logits, vividness)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..color import scale_L, unscale_ab
-from ..errors import ChromalabError, ModelError
+from ..errors import ChromalabError, ModelError, SettingError
 from ..nets import CNN, ColorNet, UNet, VividNet
 from .base import Predictor
 
@@ -115,8 +115,8 @@ class VividPredictor(NetPredictor):
 class ColorNetPredictor(NetPredictor):
     """A :class:`~chromalab.nets.ColorNet` as a predictor.
 
-    ``vividness`` (0 = most accurate .. 1 = most colourful) sets the decoding; a hint net also
-    takes colour points through :meth:`predict_ab_hints`.
+    ``vividness`` (0 = most accurate .. 1 = most colourful) is the default decoding; a hint net
+    also takes colour points through :meth:`predict_controls`.
     """
 
     @property
@@ -125,36 +125,55 @@ class ColorNetPredictor(NetPredictor):
 
     @vividness.setter
     def vividness(self, v: float) -> None:
-        v = float(v)
-        if not (np.isfinite(v) and 0.0 <= v <= 1.0):
-            raise ChromalabError(f"{self.name}: vividness must be a number from 0 (most accurate) to 1 "
-                                 f"(most colourful), got {v}")
-        self.net.vividness = v
+        self.net.vividness = check_vividness(v, self.name)
 
     @property
     def takes_hints(self) -> bool:
         return bool(self.net.hints)
 
-    def predict_ab_hints(self, L: np.ndarray, hint_ab: np.ndarray, mask: np.ndarray) -> np.ndarray:  # noqa: N803
-        """L ``(N, 1, H, W)`` Lab units, hint_ab ``(N, 2, H, W)`` scaled ab, mask ``(N, 1, H, W)`` 0/1
-        -> ab ``(N, 2, H, W)`` Lab units. H, W must be multiples of :attr:`stride`."""
-        if not self.takes_hints:
-            raise ChromalabError(f"{self.name}: this model takes no colour hints")
+    def _predict(self, L: np.ndarray) -> np.ndarray:  # noqa: N803
+        return self.predict_controls(L)
+
+    def predict_controls(self, L: np.ndarray, hints: np.ndarray | None = None,  # noqa: N803
+                         vividness: float | None = None) -> np.ndarray:
+        """L ``(N, 1, H, W)`` Lab units; hints ``(N, 3, H, W)`` = scaled hint a, b and the 0/1 mask
+        (:mod:`chromalab.hints`; None: no hints); vividness (None: the default) -> ab ``(N, 2, H, W)``.
+        H, W that are not multiples of :attr:`stride` are padded as in :class:`NetPredictor`."""
+        if hints is not None and not self.takes_hints:
+            raise SettingError(f"{self.name}: this model takes no colour hints")
+        v = self.vividness if vividness is None else check_vividness(vividness, self.name)
         L = np.asarray(L, dtype=np.float32)  # noqa: N806
         n, _, h, w = L.shape
-        if h % self.stride or w % self.stride:
-            raise ValueError(f"{self.name}: hint inputs must be multiples of {self.stride}, got {h}x{w}")
-        x = np.concatenate([scale_L(L), np.asarray(hint_ab, np.float32), np.asarray(mask, np.float32)], axis=1)
+        m = self.stride
+        ph, pw = (-h) % m, (-w) % m
+        x = scale_L(L) if hints is None else np.concatenate([scale_L(L), np.asarray(hints, np.float32)], axis=1)
         out = np.empty((n, 2, h, w), dtype=np.float32)
         with torch.inference_mode():
             for s in range(0, n, self.batch_size):
-                y = self.net(torch.from_numpy(np.ascontiguousarray(x[s : s + self.batch_size])))
+                xb = torch.from_numpy(np.ascontiguousarray(x[s : s + self.batch_size]))
+                if ph or pw:  # hint channels are zero-padded (no hint there), L reflected
+                    lp = torch.nn.functional.pad(xb[:, :1], (0, pw, 0, ph), mode="reflect" if ph < h and pw < w
+                                                 else "replicate")
+                    xb = torch.cat([lp, torch.nn.functional.pad(xb[:, 1:], (0, pw, 0, ph))], dim=1)
+                y = self.net(xb, v)[:, :, :h, :w]
                 out[s : s + len(y)] = unscale_ab(y.float()).numpy()
         return out
 
     def describe(self) -> dict:
         return {**super().describe(), "vividness": self.vividness, "hints": self.takes_hints,
                 "n_bins": int(self.net.n_bins), "n_classes": int(self.net.n_classes)}
+
+
+def check_vividness(v, name: str = "model") -> float:
+    """A vividness as a float in [0, 1], else a one-line :class:`SettingError`."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        f = float("nan")
+    if not (np.isfinite(f) and 0.0 <= f <= 1.0):
+        raise SettingError(f"{name}: vividness must be a number from 0 (most accurate) to 1 (most colourful), "
+                           f"got {v!r}")
+    return f
 
 
 def wrap_net(net: nn.Module, input_size: int | None = 64, name: str = "net", meta: dict | None = None) -> NetPredictor:
@@ -170,7 +189,8 @@ def set_vividness(pred: Predictor, vividness: float | None) -> Predictor:
     if vividness is None:
         return pred
     if not isinstance(pred, ColorNetPredictor):
-        raise ChromalabError(f"vividness applies to the colour models (default, guided); {pred.name!r} has none")
+        raise SettingError(f"{pred.name}: this model has no vividness setting (the colour models default and "
+                           f"guided have one)")
     pred.vividness = vividness
     return pred
 
