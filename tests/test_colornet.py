@@ -13,7 +13,8 @@ import torch
 
 from chromalab.abbins import annealed_mean
 from chromalab.color import scale_ab, unscale_ab
-from chromalab.hints import rasterize_points, sample_counts, simulate_hints
+from chromalab.hint_simulation import sample_counts, simulate_hints
+from chromalab.hints import rasterize_points
 from chromalab.metrics import ColorAccumulator
 from chromalab.nets import ColorNet, UNet
 from tests.conftest import lab_batch

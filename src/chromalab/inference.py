@@ -126,7 +126,7 @@ def weights_file_for(spec: str) -> Path | None:
     if spec in REGISTRY:
         if REGISTRY[spec].group != "bundled":
             return None
-        p = Path(__file__).parent / "weights" / f"{spec}.safetensors"
+        p = Path(__file__).parent / "weights" / f"{REGISTRY[spec].weights_stem}.safetensors"
         return p if p.is_file() else None
     p = Path(spec).expanduser()
     if p.is_dir() and (p / "run.json").is_file():

@@ -38,6 +38,11 @@ class ModelEntry:
     builder: Callable[[BuildContext], Predictor]
     needs_data: bool = False
     group: str = "reference"  # reference | bundled
+    weights: str | None = None  # bundled: the file's stem in weights/ (None: the name itself)
+
+    @property
+    def weights_stem(self) -> str:
+        return self.weights or self.name
 
 
 def _gray(ctx: BuildContext) -> Predictor:
@@ -60,11 +65,11 @@ def _pca_ceiling(ctx: BuildContext) -> Predictor:
     return build_pca_ceiling(ctx)
 
 
-def _bundled(name: str) -> Callable[[BuildContext], Predictor]:
+def _bundled(name: str, stem: str | None = None) -> Callable[[BuildContext], Predictor]:
     def build(ctx: BuildContext) -> Predictor:
         from .predictors.nets import load_bundled
 
-        return load_bundled(name)
+        return load_bundled(stem or name, as_name=name)
 
     return build
 
@@ -76,7 +81,12 @@ REGISTRY: dict[str, ModelEntry] = {
         "pca-ceiling", "true ab projected on the first K=600 PCA components: the best a PCA-space model can do",
         _pca_ceiling, needs_data=True,
     ),
-    "default": ModelEntry("default", "bundled U-Net (the default colorizer)", _bundled("default"), group="bundled"),
+    "default": ModelEntry(
+        "default", "bundled ColorNet, the default colorizer: U-Net + scene classes (200) + colour classes and "
+        "regression, vividness 0-1 (--vividness), takes colour hints", _bundled("default"), group="bundled"),
+    "guided": ModelEntry(
+        "guided", "the default ColorNet used with colour hints (--hint X,Y,COLOR); with none it is the default",
+        _bundled("guided", "default"), group="bundled", weights="default"),
     "vivid": ModelEntry(
         "vivid", "bundled vivid model: U-Net classifying ab bins, rebalanced, annealed mean (T = 0.2, chosen on val; --temperature changes it)",
         _bundled("vivid"), group="bundled",
@@ -114,7 +124,7 @@ RUN_LOADERS: dict[str, Callable[[Path], Predictor]] = {
 def available_bundled() -> list[str]:
     """Bundled models whose weights ship in this install."""
     wdir = Path(__file__).parent / "weights"
-    return [n for n, e in REGISTRY.items() if e.group == "bundled" and (wdir / f"{n}.safetensors").exists()]
+    return [n for n, e in REGISTRY.items() if e.group == "bundled" and (wdir / f"{e.weights_stem}.safetensors").exists()]
 
 
 def load_predictor(spec: str, data: str | None = None, progress: bool = True) -> Predictor:

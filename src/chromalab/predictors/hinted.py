@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..errors import SettingError
-from ..hints import simulate_hints
+from ..hint_simulation import simulate_hints
 from .base import Predictor
 
 

@@ -277,12 +277,12 @@ def bundled_path(name: str) -> Path:
     return Path(__file__).resolve().parents[1] / "weights" / f"{name}.safetensors"
 
 
-def load_bundled(name: str) -> NetPredictor:
-    """A model shipped in the package (``src/chromalab/weights/{name}.safetensors``)."""
+def load_bundled(name: str, as_name: str | None = None) -> NetPredictor:
+    """A model shipped in the package (``src/chromalab/weights/{name}.safetensors``), called ``as_name``."""
     p = bundled_path(name)
     if not p.is_file():
         hint = ""
         if name in ("vivid", "pix2pix"):
             hint = f"; train one with `chromalab train {name} --preset full --out DIR` and pass the run folder DIR"
         raise ModelError(f"bundled model {name!r} is not installed ({p} is missing){hint}")
-    return load_net(p, name=name)
+    return load_net(p, name=as_name or name)

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..color import compose_rgb_uint8, scale_ab, unscale_ab
-from ..hints import sample_counts, simulate_hints
+from ..hint_simulation import sample_counts, simulate_hints
 from ..metrics import ColorAccumulator, psnr_per_image, ssim_per_image
 from .module import RegressionModule
 from .vivid import RebalancedCELoss
