@@ -469,7 +469,8 @@ def test_help_is_plain_and_tells_the_real_defaults(tmp_path):
     for bad in ("<bool>", "{paths}", "<list", "0.38"):
         assert bad not in r.stdout, bad
     assert "colorize [OPTIONS] PATH..." in text
-    assert "0.2 for the bundled vivid" in text and "a run's saved T" in text
+    assert "--temperature" not in text  # the vivid model's T: hidden, --vividness is the user-facing control
+    assert "--vividness V 0 (most accurate) to 1 (most colourful)" in text and "--hint X,Y,COLOR" in text
     assert f"1 to {MAX_WORK_SIZE}" in text
     assert "records the model and settings that made it" in text and "made again" in text
     assert "--overwrite Make every output again" in text

@@ -1297,8 +1297,8 @@ def colorize_cli(paths, output=None, model="default", overwrite: bool = False, s
             raise SettingError(f"{_model_label(spec) if isinstance(spec, str) else col.name}: this model takes no "
                                f"colour hints (the guided model does: --model guided)")
         parse_hints(hints, 1 << 30, 1 << 30)  # colours, count and signs now; each image checks its own bounds
-    record = col.provenance(temperature=temperature, vividness=col.vividness if col.controls else None,
-                            hints=_hints_record(hints), **(settings or {}))
+    record = col.provenance(**{"temperature": temperature, "vividness": col.vividness if col.controls else None,
+                               "hints": _hints_record(hints), **(settings or {})})
     if isinstance(spec, str) and not isinstance(model, str):
         record["model"] = _model_label(spec)
         record.pop("model_sha256", None)
