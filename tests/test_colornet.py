@@ -222,3 +222,8 @@ def test_quick_fit_rows_per_validation(tmp_path, tiny_zip):
     test = json.loads((out / "test.json").read_text())
     assert {"auc", "auc_rb", "cool_recall"} <= set(test)
     assert (out / "loss.png").stat().st_size > 10_000
+    import torch as _t
+
+    trace = _t.load(out / "last.ckpt", map_location="cpu", weights_only=True)["callbacks"]
+    points = [t for v in trace.values() if isinstance(v, dict) for t in v.get("trace", [])]
+    assert len(points) == 8 and all("train_loss" in t for t in points)  # 8 steps, a point every step

@@ -299,6 +299,10 @@ def _recorder_class():
 
         def on_train_start(self, trainer, pl_module) -> None:
             self.session += 1
+            # the clock runs from here: a run resumed from a mid-epoch checkpoint (validation several
+            # times per epoch) gets no on_train_epoch_start for the rest of that epoch
+            self._t0 = self._t_epoch = self._last_beat = time.perf_counter()
+            self._epoch_images = 0
             if self.rows:
                 self.say(f"resuming at epoch {trainer.current_epoch} (session {self.session}); "
                          f"{len(self.rows)} epoch row(s) kept in metrics.csv")
@@ -322,8 +326,10 @@ def _recorder_class():
                     point = take()
                     if point:
                         self.trace.append({"epoch": trainer.current_epoch + (batch_idx + 1) / total, **point})
-            elif isinstance(outputs, dict) and "loss" in outputs:  # a train-loss point every N steps
-                self._window += (float(outputs["loss"].detach()), 1)
+            elif outputs is not None:  # a train-loss point every N steps (outputs: the step's loss, or {"loss": ..})
+                loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+                self._window[0] += float(loss.detach())
+                self._window[1] += 1
                 if self._window[1] >= self.every_n_steps and isinstance(total, int) and total > 0:
                     self.trace.append({"epoch": trainer.current_epoch + (batch_idx + 1) / total,
                                        "train_loss": self._window[0] / self._window[1]})
@@ -623,7 +629,10 @@ def train_net(model: str, loss: str | None = None, preset: str = "quick", data=N
         _console = Console(stderr=True)
 
         def log(msg: str) -> None:
-            _console.print(msg, markup=False, highlight=False, soft_wrap=True)
+            from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+            if getattr(rank_zero_only, "rank", 0) == 0:  # DDP: each line once, from rank 0
+                _console.print(msg, markup=False, highlight=False, soft_wrap=True)
 
     if progress is None:
         progress = sys.stderr.isatty()
