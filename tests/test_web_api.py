@@ -117,7 +117,10 @@ def test_models_and_health(client):
     assert info["max_pixels"] == DEFAULT_MAX_PIXELS
     h = client.get("/healthz")
     assert h.status_code == 200
-    assert h.json() == {"status": "ok", "model": "const", "workers": 2, "queue": 4, "busy": 0}
+    assert h.json() == {"status": "ok", "model": "const", "workers": 2, "queue": 4, "busy": 0, "images": 0,
+                        "image_bytes": 0}
+    assert info["max_hints"] == 512
+    assert info["models"][0]["loaded"] and info["models"][0]["controls"] is False  # the const model has no controls
 
 
 def test_colorize_returns_png_of_input_size_with_input_lightness(client):
@@ -324,13 +327,14 @@ def test_page_static_files_and_openapi(client):
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     assert "default-src 'self'" in r.headers["content-security-policy"]
     for needle in ('id="file"', 'id="model"', 'id="download"', 'id="slider"', 'id="result"', 'id="gray"',
-                   'id="original"', 'role="alert"', 'name="viewport"', "/static/app.js"):
+                   'id="original"', 'role="alert"', 'name="viewport"', "/static/app.js", 'id="vividness"',
+                   'id="edit-img"', 'id="hint-list"', 'id="export-hints"', 'id="import-hints"', 'id="reset-hints"'):
         assert needle in r.text, needle
     js = client.get("/static/app.js")
-    assert js.status_code == 200 and "/api/colorize" in js.text and "/api/models" in js.text
+    assert js.status_code == 200 and "/api/images" in js.text and "/api/models" in js.text
     assert client.get("/static/style.css").status_code == 200
     spec = client.get("/openapi.json").json()
-    assert {"/api/colorize", "/api/models", "/healthz"} <= set(spec["paths"])
+    assert {"/api/colorize", "/api/images", "/api/models", "/healthz"} <= set(spec["paths"])
     op = spec["paths"]["/api/colorize"]["post"]
     assert "multipart/form-data" in op["requestBody"]["content"]
     assert {"200", "413", "415", "422", "503"} <= set(op["responses"])
