@@ -273,6 +273,31 @@ def test_points_colour_drag_delete_reset_export_import(browser, cn_url, tmp_path
     page.close()
 
 
+def test_points_from_the_keyboard_alone(browser, cn_url, tmp_path):
+    photo = astronaut_jpeg(tmp_path / "a.jpg")
+    page, log, errors = open_page(browser, cn_url, photo)
+    n = renders(page)
+    page.locator("#add-hint").focus()
+    page.keyboard.press("Enter")  # a point in the middle, its colour focused
+    wait_render(page, n)
+    assert hint_requests(log)[-1]["hints"][0]["x"] == SIZE / 2 and hint_requests(log)[-1]["hints"][0]["y"] == SIZE / 2
+    assert page.evaluate("document.activeElement.getAttribute('aria-label')") == "Colour of point 1"
+    n = renders(page)
+    page.locator("#download").focus()
+    page.keyboard.press("Tab")  # the points come next in the tab order, before the tools
+    label = page.evaluate("document.activeElement.getAttribute('aria-label')")
+    assert label.startswith("Point 1 at x 256, y 256") and "Delete removes it" in label
+    page.keyboard.press("Shift+ArrowDown")
+    wait_render(page, n)
+    assert hint_requests(log)[-1]["hints"][0]["y"] == SIZE / 2 + 10
+    n = renders(page)
+    page.keyboard.press("Delete")
+    wait_render(page, n)
+    assert page.locator("#points .pt").count() == 0 and "hints" not in hint_requests(log)[-1]
+    assert errors == []
+    page.close()
+
+
 def test_a_dropped_photo_is_sent_again_when_the_server_forgot_it(browser, cn_url, tmp_path):
     import httpx
 

@@ -74,7 +74,10 @@ from ..errors import ChromalabError, ImageError, ModelError, SettingError
 from ..predictors.base import Predictor
 
 WEB_SUMMARIES: dict[str, str] = {
-    "default": "Natural, gentle colours. A safe first choice for most photos.",
+    "default": "Natural colours. A safe first choice for most photos.",
+    "guided": "The default colorizer, for use with your colour points: click the photo to say what colour "
+              "something is.",
+    "regression": "The previous default: gentle, muted colours.",
     "vivid": "Bolder, more saturated colours. Livelier, but it sometimes colours things that should stay "
              "neutral.",
     "pix2pix": "Livelier colours learned by competing against a realism judge; it can leave odd patches.",

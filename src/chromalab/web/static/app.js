@@ -17,7 +17,8 @@ const els = {
   vividField: $("vivid-field"), vividness: $("vividness"), vividnessValue: $("vividness-value"),
   vividnessDefault: $("vividness-default"),
   hintsOff: $("hints-off"), hintList: $("hint-list"), hintCount: $("hint-count"),
-  resetHints: $("reset-hints"), exportHints: $("export-hints"), importHints: $("import-hints"),
+  addHint: $("add-hint"), resetHints: $("reset-hints"), exportHints: $("export-hints"),
+  importHints: $("import-hints"),
 };
 
 // Edits are debounced lightly: the first edit after a quiet spell goes out at once (in a microtask, so that
@@ -135,6 +136,7 @@ function applyControls(c) {
   els.vividField.hidden = !c.controls;
   if (c.controls) setVividness(c.vividness ?? 0.5);
   els.hintsOff.hidden = c.takes_hints;
+  els.addHint.disabled = !c.takes_hints;
   els.stage.classList.toggle("no-hints", !c.takes_hints);
   els.editImg.alt = c.takes_hints ? "Colorized result. Click on it to add a colour point there."
     : "Colorized result";
@@ -757,6 +759,10 @@ els.resetHints.addEventListener("click", () => {
   renderPoints();
   setStatus("All colour points removed.");
   requestRecolour();
+});
+els.addHint.addEventListener("click", () => {  // for the keyboard: a point in the middle, then arrow keys
+  if (!state.image || !state.shownOnce || !state.model.takes_hints) return;
+  addPoint(round1(state.image.width / 2), round1(state.image.height / 2));
 });
 els.exportHints.addEventListener("click", exportHints);
 els.download.addEventListener("click", async (e) => {
