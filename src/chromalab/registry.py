@@ -87,6 +87,9 @@ REGISTRY: dict[str, ModelEntry] = {
     "guided": ModelEntry(
         "guided", "the default ColorNet used with colour hints (--hint X,Y,COLOR); with none it is the default",
         _bundled("guided", "default"), group="bundled", weights="default"),
+    "regression": ModelEntry(
+        "regression", "the previous default: U-Net trained on the SSIM-hybrid regression loss (accurate on "
+        "average, but sepia on real photos)", _bundled("regression"), group="bundled"),
     "vivid": ModelEntry(
         "vivid", "bundled vivid model: U-Net classifying ab bins, rebalanced, annealed mean (T = 0.2, chosen on val; --temperature changes it)",
         _bundled("vivid"), group="bundled",
