@@ -267,17 +267,19 @@ def compare(
 def colorize(
     paths: Annotated[list[str], typer.Argument(
         metavar="PATH", show_default=False,
-        help="Image files and/or folders (searched recursively). A file that cannot be read is one error "
-        "line; the others are still done.")],
+        help="Photos, videos (.mp4 .mov .mkv .webm .avi .m4v) and/or folders of both (searched "
+        "recursively). A file that cannot be read is one error line; the others are still done.")],
     output: Annotated[Path | None, typer.Option(
         "-o", "--output", metavar="OUT", help="Output folder (default: ./colorized). With one input file, "
-        "OUT ending in .png is the output file itself.")] = None,
+        "OUT ending in .png (a photo) or a video suffix (a video: .mp4 .mkv .webm ...) is the output "
+        "file itself.")] = None,
     model: Annotated[str, typer.Option(
         "--model", metavar="NAME", help="Registry name (see `chromalab models`), run folder or .safetensors "
         "file. An unknown one is an error before anything is done.")] = "default",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Make every output again, even up-to-date ones.")] = False,
     side_by_side: Annotated[bool, typer.Option(
-        "--side-by-side", help="Also write NAME_compare.png (gray | colorized) next to NAME_color.png.")] = False,
+        "--side-by-side", help="Also write NAME_compare.png (gray | colorized) next to NAME_color.png. "
+        "Photos only: videos get NAME_color.mp4 alone (a note says so).")] = False,
     max_pixels: Annotated[int | None, typer.Option(
         "--max-pixels", metavar="N", help="Refuse larger images (default 50,000,000).")] = None,
     batch_size: Annotated[int, typer.Option(metavar="N", help="Images per forward pass.")] = 16,
@@ -291,23 +293,35 @@ def colorize(
     hint: Annotated[list[str] | None, typer.Option(
         "--hint", metavar="X,Y,COLOR", help="A colour point (repeatable): X, Y in the input's pixels, COLOR "
         "#rrggbb or a CSS colour name, e.g. --hint 120,80,#3070c0. Only its chroma is used; the photo keeps "
-        "its lightness. Models that take hints: guided, default.")] = None,
+        "its lightness. A video gets the same points on every frame. Models that take hints: guided, "
+        "default.")] = None,
     hints_file: Annotated[Path | None, typer.Option(
         "--hints", metavar="FILE", help="Colour points from a JSON file: a list of {\"x\", \"y\", \"color\"} "
         "(what the web page exports).")] = None,
     temperature: Annotated[float | None, typer.Option(
         "--temperature", metavar="T", hidden=True, help="The vivid model: T of the annealed mean; lower is more "
         "colourful (default: the model's own: 0.2 for the bundled vivid, a run's saved T for a run folder).")] = None,
+    temporal: Annotated[float | None, typer.Option(
+        "--temporal", metavar="S", help="Videos: 0 to 1, how strongly colours are held steady over time "
+        "along the motion (0: each frame alone). Default 0.9.")] = None,
+    codec: Annotated[str | None, typer.Option(
+        "--codec", metavar="NAME", help="Videos: h264 (default), hevc, vp9, vp8, av1, mpeg4, ffv1 or an FFmpeg "
+        "encoder name.")] = None,
+    crf: Annotated[int | None, typer.Option(
+        "--crf", metavar="N", help="Videos: quality, lower is better (default: h264 18, hevc 22, vp9 31, "
+        "vp8 10, av1 30).")] = None,
 ) -> None:
-    """Colorize photos of any size: files and folders, progress bar, one-line summary; exit 1 if any failed.
+    """Colorize photos of any size, and videos: files and folders, progress bar, one-line summary; exit 1 if any failed.
 
-    photo.jpg -> OUT/photo_color.png; a folder DIR -> OUT/DIR/... (sub-folders mirrored).
+    photo.jpg -> OUT/photo_color.png; film.mkv -> OUT/film_color.mp4 (H.264, audio copied; a --codec
+    MP4 cannot hold: .webm or .mkv); a folder DIR -> OUT/DIR/... (sub-folders mirrored).
 
-    Each output PNG records the model and settings that made it (a PNG text chunk named
-    chromalab). An existing output is skipped only when its record matches this run's model
-    and settings; otherwise (another model, --work-size, --vividness, other hints, or no record)
-    it is made again. --overwrite makes every output again. Inputs are never written to; outputs
-    are written under a temporary name and renamed, so Ctrl-C leaves no partial file.
+    Each output records the model and settings that made it (a PNG text chunk named chromalab;
+    a video's comment tag, with --temporal, --codec and --crf too). An existing output is
+    skipped only when its record matches this run's model and settings; otherwise (another
+    model, --work-size, --vividness, other hints, another --temporal, or no record) it is made
+    again. --overwrite makes every output again. Inputs are never written to; outputs are
+    written under a temporary name and renamed, so Ctrl-C leaves no partial file.
     """
     from .hints import load_hints_file, parse_hint_arg
     from .inference import colorize_cli
@@ -317,7 +331,8 @@ def colorize(
         points += load_hints_file(hints_file)
     code = colorize_cli(paths, output=output, model=model, overwrite=overwrite, side_by_side=side_by_side,
                         max_pixels=max_pixels, batch_size=batch_size, work_size=work_size, backend=backend,
-                        temperature=temperature, vividness=vividness, hints=points)
+                        temperature=temperature, vividness=vividness, hints=points, temporal=temporal,
+                        codec=codec, crf=crf)
     raise typer.Exit(code)
 
 

@@ -61,7 +61,6 @@ from .images import (
     display_name,
     image_notes,
     image_to_L,
-    iter_folder_images,
     open_image,
 )
 from .predictors.base import Predictor
@@ -1070,13 +1069,18 @@ COLOR_SUFFIX = "_color"
 COMPARE_SUFFIX = "_compare"
 
 
+VIDEO_OUTPUT_SUFFIXES = (".mp4", ".webm", ".mkv")
+"""A video's output container in a folder run: MP4, or the first of these that holds ``--codec``."""
+
+
 @dataclass
 class Job:
     src: Path  # the input file
     label: str  # how messages name it (one printable line, see images.display_name)
-    out: Path | None = None  # the planned colorized PNG
-    compare: Path | None = None  # the planned gray | colorized PNG (--side-by-side)
+    out: Path | None = None  # the planned colorized PNG (a video: the colorized video)
+    compare: Path | None = None  # the planned gray | colorized PNG (--side-by-side; photos only)
     error: str | None = None  # a planning error (message names the file)
+    video: bool = False  # a video file (by suffix, see chromalab.video.is_video_path)
 
     @property
     def outputs(self) -> list[Path]:
@@ -1092,18 +1096,57 @@ def _compare_path(out: Path) -> Path:
     return out.with_name(name[:i] + COMPARE_SUFFIX + name[i + len(COLOR_SUFFIX) :])
 
 
+def _video_suffixes() -> tuple[str, ...]:
+    from .video.io import VIDEO_SUFFIXES
+
+    return VIDEO_SUFFIXES
+
+
+def is_video_name(p: str | os.PathLike) -> bool:
+    """Whether the CLI treats ``p`` as a video (by suffix: .mp4 .mov .mkv .webm .avi .m4v)."""
+    return Path(p).suffix.lower() in _video_suffixes()
+
+
+def iter_folder_media(folder: Path, exclude=None, on_error=None):
+    """Photos and videos under ``folder``, recursively, sorted (the rules of
+    :func:`~chromalab.images.iter_folder_images`: hidden names and ``exclude`` skipped, links to
+    folders not followed, unlistable folders passed to ``on_error``)."""
+    folder = Path(folder)
+    if exclude is None:
+        exclude = []
+    elif isinstance(exclude, (str, os.PathLike)):
+        exclude = [exclude]
+    excl = {os.path.realpath(e) for e in exclude}
+    wanted = set(IMAGE_SUFFIXES) | set(_video_suffixes())
+    for root, dirs, files in os.walk(folder, followlinks=False, onerror=on_error):
+        if os.path.realpath(root) in excl:
+            dirs[:] = []
+            continue
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for f in sorted(files):
+            if not f.startswith(".") and Path(f).suffix.lower() in wanted:
+                yield Path(root) / f
+
+
 def output_file(output: str | os.PathLike, paths: Sequence[str | os.PathLike]) -> Path | None:
     """The one output file ``-o`` names, or None when it names a folder.
 
-    ``-o`` names a file when it ends in an image suffix (``.png``, ``.jpg``, ...) and is not an
-    existing folder. Outputs are PNG, so the suffix must be ``.png``, and exactly one input file
-    may be given; otherwise a one-line :class:`ChromalabError`.
+    ``-o`` names a file when it ends in an image suffix (``.png``, ``.jpg``, ...) or a video
+    suffix (``.mp4``, ``.mkv``, ...) and is not an existing folder. Exactly one input file may
+    be given then. A photo's output is a PNG, so the suffix must be ``.png``; a video's is a
+    video, whose container follows the suffix. Otherwise a one-line :class:`ChromalabError`.
     """
     out = Path(output)
-    if out.suffix.lower() not in IMAGE_SUFFIXES or out.is_dir():
+    suffix = out.suffix.lower()
+    as_video = suffix in _video_suffixes()
+    if (suffix not in IMAGE_SUFFIXES and not as_video) or out.is_dir():
         return None
     shown = display_name(out)
-    if out.suffix.lower() != ".png":
+    video_in = len(paths) == 1 and is_video_name(paths[0]) and not Path(paths[0]).is_dir()
+    if not as_video and video_in:
+        raise ChromalabError(f"-o {shown}: a video's output is a video file; name it {display_name(out.stem)}.mp4 "
+                             "or give a folder")
+    if not as_video and suffix != ".png":
         raise ChromalabError(f"-o {shown}: outputs are PNG files; name it {display_name(out.stem)}.png "
                              "or give a folder")
     if len(paths) != 1:
@@ -1112,17 +1155,23 @@ def output_file(output: str | os.PathLike, paths: Sequence[str | os.PathLike]) -
     if Path(paths[0]).is_dir():
         raise ChromalabError(f"-o {shown} names one output file, but {display_name(paths[0])} is a folder; "
                              "give a folder with -o")
+    if as_video and not video_in:
+        raise ChromalabError(f"-o {shown}: a photo's output is a PNG file; name it {display_name(out.stem)}.png "
+                             "or give a folder")
     return out
 
 
-def plan_jobs(paths: Sequence[str | os.PathLike], output: Path, side_by_side: bool = False) -> list[Job]:
+def plan_jobs(paths: Sequence[str | os.PathLike], output: Path, side_by_side: bool = False,
+              video_suffix: str = ".mp4") -> list[Job]:
     """Inputs -> jobs with their outputs (the layout documented in docs/colorize.md).
 
-    * a file ``photo.jpg`` -> ``OUT/photo_color.png``;
-    * a folder ``photos`` -> ``OUT/photos/<same sub-folders>/<stem>_color.png`` (recursive);
-    * with ``side_by_side`` also ``..._compare.png`` next to each ``..._color.png``;
-    * ``output`` ending in ``.png`` (and not an existing folder) with one input file: that file
-      (and ``<name>_compare.png``), see :func:`output_file`;
+    * a file ``photo.jpg`` -> ``OUT/photo_color.png``; a video ``film.mkv`` ->
+      ``OUT/film_color.mp4`` (``video_suffix``);
+    * a folder ``photos`` -> ``OUT/photos/<same sub-folders>/<stem>_color.png`` (recursive; photos
+      and videos);
+    * with ``side_by_side`` also ``..._compare.png`` next to each photo's ``..._color.png``;
+    * ``output`` ending in ``.png`` (a video suffix for a video) and not an existing folder, with
+      one input file: that file (and ``<name>_compare.png``), see :func:`output_file`;
     * inputs that would share an output and differ in extension get it in the name
       (``photo_jpg_color.png``, ``photo_png_color.png``); any still equal get ``_2``, ``_3`` ...
       in input order (``a_color.png``, ``a_color_2.png``);
@@ -1134,12 +1183,15 @@ def plan_jobs(paths: Sequence[str | os.PathLike], output: Path, side_by_side: bo
     out_root = Path(output)
     single = output_file(out_root, paths)
 
-    def add(src: Path, label: str, out: Path) -> None:
+    def add(src: Path, label: str, out: Path, video: bool) -> None:
         real = os.path.realpath(src)
         if real in seen:
             return
         seen.add(real)
-        jobs.append(Job(src=src, label=label, out=out))
+        jobs.append(Job(src=src, label=label, out=out, video=video))
+
+    def name(f: Path, video: bool) -> str:
+        return f"{f.stem}{COLOR_SUFFIX}{video_suffix if video else '.png'}"
 
     for p in paths:
         p = Path(p)
@@ -1151,18 +1203,21 @@ def plan_jobs(paths: Sequence[str | os.PathLike], output: Path, side_by_side: bo
             # never read our own outputs: skip where this folder's outputs go, and the whole
             # output folder when it lies inside this one
             inside = _is_within(out_root, p) and os.path.realpath(out_root) != os.path.realpath(p)
-            for f in iter_folder_images(p, exclude=[base] + ([out_root] if inside else []), on_error=problems.append):
+            for f in iter_folder_media(p, exclude=[base] + ([out_root] if inside else []), on_error=problems.append):
                 found = True
                 rel = f.relative_to(p)
-                add(f, display_name(f), base / rel.parent / f"{f.stem}{COLOR_SUFFIX}.png")
+                video = is_video_name(f)
+                add(f, display_name(f), base / rel.parent / name(f, video), video)
             for e in problems:
                 where = display_name(e.filename if e.filename is not None else p)
                 jobs.append(Job(src=p, label=where, error=f"{where}: cannot list this folder ({e.strerror or e})"))
             if not found and not problems:
                 jobs.append(Job(src=p, label=label, error=f"{label}: a folder with no images in it "
-                                "(looked for .jpg .jpeg .png .bmp .gif .tif .tiff .webp)"))
+                                "(looked for .jpg .jpeg .png .bmp .gif .tif .tiff .webp and videos "
+                                f"{' '.join(_video_suffixes())})"))
         elif os.path.lexists(p):
-            add(p, label, single if single is not None else out_root / f"{p.stem}{COLOR_SUFFIX}.png")
+            video = is_video_name(p)
+            add(p, label, single if single is not None else out_root / name(p, video), video)
         else:
             jobs.append(Job(src=p, label=label, error=f"{label}: no such file or folder"))
 
@@ -1178,7 +1233,7 @@ def plan_jobs(paths: Sequence[str | os.PathLike], output: Path, side_by_side: bo
         exts = [j.src.suffix.lstrip(".").lower() or "noext" for j in g]
         if len(set(exts)) > 1:  # the extension tells them apart (at least partly)
             for j, ext in zip(g, exts, strict=True):
-                j.out = (j.out or out_root).with_name(f"{j.src.stem}_{ext}{COLOR_SUFFIX}.png")
+                j.out = (j.out or out_root).with_name(f"{j.src.stem}_{ext}{COLOR_SUFFIX}{(j.out or out_root).suffix}")
     taken: dict[str, int] = {}
     for j in jobs:
         if j.out is None:
@@ -1187,8 +1242,8 @@ def plan_jobs(paths: Sequence[str | os.PathLike], output: Path, side_by_side: bo
         n = taken.get(k, 0) + 1
         taken[k] = n
         if n > 1:
-            j.out = j.out.with_name(f"{j.out.stem}_{n}.png")
-        if side_by_side:
+            j.out = j.out.with_name(f"{j.out.stem}_{n}{j.out.suffix}")
+        if side_by_side and not j.video:
             j.compare = _compare_path(j.out)
     # never write over an input
     inputs = {os.path.realpath(j.src) for j in jobs}
@@ -1232,23 +1287,65 @@ def model_fingerprint(spec: str) -> str | None:
     return None
 
 
-def _output_state(path: Path, record: dict, overwrite: bool) -> str:
+def _output_state(path: Path, record: dict, overwrite: bool, reader=read_provenance) -> str:
     """``missing``, ``current`` (made by this record), ``stale`` (anything else: replace it) or
-    ``blocked`` (a folder or special file is in the way)."""
+    ``blocked`` (a folder or special file is in the way). ``reader``: the record an output
+    carries (PNG text; a video's container tag)."""
     if not os.path.lexists(path):
         return "missing"
     if os.path.isdir(path) or (os.path.exists(path) and not os.path.isfile(path)):
         return "blocked"
     if overwrite:
         return "stale"
-    return "current" if read_provenance(path) == record else "stale"
+    return "current" if reader(path) == record else "stale"
+
+
+def _check_temporal(temporal) -> float:
+    try:
+        t = float(temporal)
+    except (TypeError, ValueError):
+        t = float("nan")
+    if not 0.0 <= t <= 1.0:
+        raise SettingError(f"--temporal must be a number in 0..1, got {temporal!r}")
+    return t
+
+
+def _video_output_suffix(codec: str | None, crf: int | None) -> str:
+    """The container of a video's output in a folder run: ``.mp4`` unless ``--codec`` cannot go
+    in MP4 (then the first of :data:`VIDEO_OUTPUT_SUFFIXES` that holds it). Checks ``--codec`` and
+    ``--crf`` (one-line VideoError) before any work."""
+    if codec is None and crf is None:
+        return VIDEO_OUTPUT_SUFFIXES[0]
+    from .errors import VideoError
+    from .video import check_output
+
+    first: VideoError | None = None
+    for suffix in VIDEO_OUTPUT_SUFFIXES:
+        try:
+            check_output(f"x{suffix}", codec, crf)
+            return suffix
+        except VideoError as e:
+            first = first or e
+            if "cannot go in" not in str(e):
+                raise  # an unknown codec or a bad --crf: the same for every container
+    assert first is not None
+    raise first
 
 
 def colorize_cli(paths, output=None, model="default", overwrite: bool = False, side_by_side: bool = False,
                  max_pixels: int | None = None, batch_size: int = 16, work_size: int | None = None,
                  backend: str = "auto", progress: bool = True, temperature: float | None = None,
-                 settings: dict | None = None, vividness: float | None = None, hints=None) -> int:
+                 settings: dict | None = None, vividness: float | None = None, hints=None,
+                 temporal: float | None = None, codec: str | None = None, crf: int | None = None) -> int:
     """``chromalab colorize``: files and folders in, PNGs out, one line per problem, a summary line.
+
+    Videos (``.mp4 .mov .mkv .webm .avi .m4v``, files or in folders) go through
+    :func:`chromalab.video.colorize_video_file` with the same model, vividness and hints (every
+    frame gets the same hints): ``film.mkv`` -> ``OUT/film_color.mp4`` (a ``--codec`` MP4 cannot
+    hold: ``.webm`` or ``.mkv``), each with its own progress bar (frames, fps, ETA), after the
+    photos. ``temporal`` (0..1, default 0.9), ``codec`` and ``crf``: see
+    :func:`~chromalab.video.colorize_video_file`. A video's record (its ``comment`` tag) also holds
+    the temporal strength, encoder and CRF. ``side_by_side`` applies to photos only (a note says so).
 
     The model is loaded first, so an unknown model or a bad setting stops the run before any
     file is touched. ``temperature``: T of a vivid model's annealed mean (an error for other models).
@@ -1276,6 +1373,10 @@ def colorize_cli(paths, output=None, model="default", overwrite: bool = False, s
     if work_size is not None and not 1 <= work_size <= MAX_WORK_SIZE:
         raise ChromalabError(f"--work-size {work_size} is out of range: give 1 to {MAX_WORK_SIZE} "
                              f"(the long side the model sees; default {DEFAULT_WORK_SIZE})")
+    from .video.temporal import DEFAULT_STRENGTH
+
+    temporal = _check_temporal(DEFAULT_STRENGTH if temporal is None else temporal)
+    video_suffix = _video_output_suffix(codec, crf)
     paths = list(paths)
     out_root = Path(output) if output is not None else Path("colorized")
     single = output_file(out_root, paths)
@@ -1307,20 +1408,34 @@ def colorize_cli(paths, output=None, model="default", overwrite: bool = False, s
             record["model_sha256"] = fp
     text = provenance_text(record)
 
-    jobs = plan_jobs(paths, out_root, side_by_side)
+    jobs = plan_jobs(paths, out_root, side_by_side, video_suffix=video_suffix)
     done = skipped = failed = multi = replaced = 0
 
     def say(line: str) -> None:
         err.print(line, markup=False)
 
     todo: list[Job] = []
+    videos: list[tuple[Job, dict]] = []  # video jobs to do, with the record their output gets
     stale: set[int] = set()
+    if side_by_side and any(j.video for j in jobs):
+        say("note: --side-by-side applies to photos only; videos get NAME_color.mp4 alone")
     for j in jobs:
         if j.error or j.out is None:
             failed += 1
             say(f"error: {j.error}")
             continue
-        states = [_output_state(o, record, overwrite) for o in j.outputs]
+        rec, reader = record, read_provenance
+        if j.video:
+            from .video import check_output, read_video_provenance, video_record
+
+            try:
+                _, enc = check_output(j.out, codec, crf)
+            except ChromalabError as e:  # -o x.webm with --codec h264: names the output
+                failed += 1
+                say(f"error: {e}")
+                continue
+            rec, reader = video_record(record, temporal, enc, crf), read_video_provenance
+        states = [_output_state(o, rec, overwrite, reader) for o in j.outputs]
         if "blocked" in states:
             failed += 1
             o = j.outputs[states.index("blocked")]
@@ -1330,7 +1445,10 @@ def colorize_cli(paths, output=None, model="default", overwrite: bool = False, s
         else:
             if "stale" in states:
                 stale.add(id(j))
-            todo.append(j)
+            if j.video:
+                videos.append((j, rec))
+            else:
+                todo.append(j)
 
     def summary(interrupted: bool = False) -> str:
         line = ("interrupted: " if interrupted else "") + f"done {done}, skipped {skipped}, failed {failed}"
@@ -1348,12 +1466,12 @@ def colorize_cli(paths, output=None, model="default", overwrite: bool = False, s
         print(summary(), flush=True)
         return 1 if failed else 0
 
-    if not todo:
+    if not todo and not videos:
         return finish()
     problem = _check_output_root(single.parent if single is not None else out_root)
     if problem:
         say(f"error: {problem}")
-        failed += len(todo)
+        failed += len(todo) + len(videos)
         return finish()
 
     def load(j: Job):
@@ -1454,6 +1572,35 @@ def colorize_cli(paths, output=None, model="default", overwrite: bool = False, s
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+    # videos, one at a time (each uses every core): its own progress bar, one line per problem
+    for j, rec in videos:
+        from .video import colorize_video_file
+
+        assert j.out is not None
+        try:
+            res = colorize_video_file(j.src, j.out, col, temporal=temporal, codec=codec, crf=crf,
+                                      progress=True if progress else None, label=j.label, hints=hints,
+                                      record=rec)
+        except KeyboardInterrupt:  # the pipeline has removed its temporary file
+            print(summary(interrupted=True), flush=True)
+            raise
+        except ChromalabError as e:
+            failed += 1
+            say(f"error: {e}")
+            continue
+        except MemoryError:
+            failed += 1
+            say(f"error: {j.label}: not enough memory")
+            continue
+        except Exception as e:  # noqa: BLE001
+            failed += 1
+            say(f"error: {j.label}: {type(e).__name__}: {e}")
+            continue
+        done += 1
+        replaced += id(j) in stale
+        for note in res.notes:
+            say(f"note: {j.label}: {note}")
     return finish()
 
 

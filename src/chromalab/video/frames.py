@@ -18,7 +18,9 @@ and :func:`~chromalab.video.compose.compose_frame` (or ``Colorizer.finish_array`
 Every model that colorizes photos colorizes video: ``model`` is anything
 :func:`~chromalab.inference.get_colorizer` takes (name, run folder, weights file, Predictor,
 Colorizer), and model settings (``temperature`` of vivid models; any keyword the Colorizer
-accepts, e.g. ``work_size`` or ``backend``) pass through ``**colorizer_kwargs``.
+accepts, e.g. ``work_size`` or ``backend``) pass through ``**colorizer_kwargs``. The colour models'
+settings apply to every frame: ``vividness`` (0..1) and colour ``hints`` ``[(x, y, colour), ...]``
+in the frame's pixels (the hint models), as :func:`chromalab.colorize` takes them for a photo.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import ChromalabError
+from ..errors import ChromalabError, SettingError
 from .compose import compose_frame
 from .temporal import DEFAULT_STRENGTH, StepInfo, TemporalStabilizer
 
@@ -75,6 +77,34 @@ def make_colorizer(model="default", **settings):
     return get_colorizer(model, **settings)
 
 
+def check_hints(colorizer, hints) -> list:
+    """User hints for every frame, checked as far as they can be without a frame (the model takes
+    hints, colours, count, signs) -> a list (empty for none). One-line :class:`SettingError`."""
+    if hints is None or len(hints) == 0:
+        return []
+    from ..hints import parse_hints
+    from ..inference import _model_label
+
+    if not colorizer.takes_hints:
+        raise SettingError(f"{_model_label(colorizer.name)}: this model takes no colour hints (the guided model "
+                           f"does: --model guided)")
+    parse_hints(hints, 1 << 30, 1 << 30)
+    return list(hints)
+
+
+def check_hints_fit(hints, width: int, height: int, label: str) -> None:
+    """Every hint inside a ``width`` x ``height`` frame, or a one-line :class:`SettingError` naming the video."""
+    if not hints:
+        return
+    from ..hints import parse_hints
+
+    try:
+        parse_hints(hints, width, height)
+    except SettingError as e:
+        msg = str(e)
+        raise SettingError(f"{label}: {msg[: -len(' image')] + ' frame' if msg.endswith(' image') else msg}") from None
+
+
 class VideoColorizer:
     """Frames in order -> colorized frames, with temporal stabilisation. One per video.
 
@@ -84,18 +114,30 @@ class VideoColorizer:
         exact: compose with ``Colorizer.finish_array`` (the photo pipeline's own last step,
             ~6x slower at 640x480) instead of the OpenCV equivalent (within 1 level).
         batch: frames per forward pass.
+        hints: colour points ``[(x, y, colour), ...]`` in the frames' pixels (as
+            :func:`chromalab.colorize` takes them), applied to every frame; hint models only.
+            Colours are checked here; a point outside a frame raises when that frame comes
+            (:func:`~chromalab.video.pipeline.colorize_video_file` checks it before any work).
+        vividness: 0 (most accurate) .. 1 (most colourful) for the colour models; None: the
+            Colorizer's own (:attr:`~chromalab.inference.Colorizer.vividness`).
         colorizer_kwargs: model settings (see :func:`make_colorizer`).
+
+    A bad hint, or hints / a vividness for a model without them, raise
+    :class:`~chromalab.errors.SettingError` (a ValueError).
 
     Not thread-safe (it holds the history of the video); the Colorizer inside may be shared.
     """
 
     def __init__(self, model="default", temporal: float = DEFAULT_STRENGTH, *, exact: bool = False,
-                 batch: int = DEFAULT_BATCH, **colorizer_kwargs):
+                 batch: int = DEFAULT_BATCH, hints=None, vividness: float | None = None, **colorizer_kwargs):
         try:
             self.stabilizer = TemporalStabilizer(temporal)
         except (TypeError, ValueError):
             raise ChromalabError(f"--temporal must be a number in 0..1, got {temporal!r}") from None
         self.colorizer = make_colorizer(model, **colorizer_kwargs)
+        self.vividness = None if vividness is None else self.colorizer.check_vividness(vividness)
+        self.hints = check_hints(self.colorizer, hints)
+        self._hint_maps: dict[tuple, np.ndarray | None] = {}  # (frame shape, work shape) -> hint channels
         self.exact = bool(exact)
         self.batch = max(1, int(batch))
         self.frames_done = 0
@@ -110,13 +152,19 @@ class VideoColorizer:
         """A frame (gray ``(H, W)`` / RGB ``(H, W, 3)`` / RGBA uint8 array, or PIL image) -> ``Prepared``."""
         from ..inference import load_input
 
-        return self.colorizer.prepare(load_input(frame, self.colorizer.max_pixels))
+        item = self.colorizer.prepare(load_input(frame, self.colorizer.max_pixels))
+        if self.hints:  # the same points on every frame: paint them once per frame size
+            key = (item.L.shape, item.work.shape)
+            if key not in self._hint_maps:
+                self._hint_maps[key] = self.colorizer.hint_map(item, self.hints)
+            item.hints = self._hint_maps[key]
+        return item
 
     def colorize_prepared(self, items: Sequence) -> list[np.ndarray]:
         """Prepared frames, in order, -> sRGB ``(H, W, 3)`` uint8 each. Advances the history."""
         if not items:
             return []
-        abs_ = self.colorizer.predict_work(list(items))  # (2, h, w) each, one pass per batch
+        abs_ = self.colorizer.predict_work(list(items), vividness=self.vividness)  # (2, h, w) each; item.hints
         out = []
         for item, ab in zip(items, abs_, strict=True):
             ab = self.stabilizer.step(item.work, ab)

@@ -17,6 +17,7 @@ Outputs: the container follows the file suffix (:data:`CONTAINERS`).
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from collections.abc import Iterable
@@ -60,6 +61,48 @@ def audio_copyable(codec: str, fmt: str, supported: set[str]) -> bool:
     """Whether audio of ``codec`` (canonical name) can be copied into a ``fmt`` file."""
     allowed = AUDIO_COPY.get(fmt)
     return codec in supported if allowed is None else codec in allowed
+
+
+PROVENANCE_TAG = "comment"
+"""The container tag that records what made an output video (every output container keeps it:
+MP4/MOV ``©cmt``, Matroska/WebM ``COMMENT``, AVI ``ICMT``)."""
+_PROVENANCE_PREFIX = "chromalab "
+
+
+def provenance_tag(record: dict) -> dict[str, str]:
+    """The container tags recording ``record`` (the model and settings that made a video, as
+    :meth:`chromalab.inference.Colorizer.provenance` makes it for a photo's PNG)."""
+    return {PROVENANCE_TAG: _PROVENANCE_PREFIX + json.dumps(record, sort_keys=True, separators=(",", ":"))}
+
+
+def read_video_provenance(path: str | os.PathLike) -> dict | None:
+    """The record a video made by chromalab carries (:func:`provenance_tag`), or None: another
+    file, no record, not a regular file, or unreadable. Reads the container header only."""
+    try:
+        if not os.path.isfile(path):
+            return None
+        import av
+
+        _quiet_ffmpeg()
+        with av.open(str(path)) as c:
+            tags = {str(k).lower(): v for k, v in c.metadata.items()}
+    except Exception:  # noqa: BLE001 - anything unreadable is "no record": the output is made again
+        return None
+    raw = tags.get(PROVENANCE_TAG)
+    if not isinstance(raw, str) or not raw.startswith(_PROVENANCE_PREFIX):
+        return None
+    try:
+        rec = json.loads(raw[len(_PROVENANCE_PREFIX):])
+    except ValueError:
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+def effective_crf(enc: str, crf: int | None) -> int | None:
+    """The CRF an encoder runs at (its default when ``crf`` is None); None for encoders without one."""
+    if enc not in DEFAULT_CRF:
+        return None
+    return DEFAULT_CRF[enc] if crf is None else int(crf)
 
 
 def is_video_path(path: str | os.PathLike) -> bool:
@@ -331,13 +374,15 @@ class VideoWriter:
         rotation: display rotation to record (degrees counter-clockwise, as ``VideoFrame.rotation``).
         size: (W, H) of the frames (default: ``info``'s); every frame must have it.
         label: how messages name the input.
+        metadata: container tags to write (e.g. :func:`provenance_tag`).
 
     Not thread-safe: one thread writes.
     """
 
     def __init__(self, path: Path, fmt: str, info: VideoInfo, audio_streams: Iterable = (), *,
                  codec: str | None = None, crf: int | None = None, pix_fmt: str = DEFAULT_PIX_FMT,
-                 rotation: int = 0, size: tuple[int, int] | None = None, label: str = ""):
+                 rotation: int = 0, size: tuple[int, int] | None = None, label: str = "",
+                 metadata: dict[str, str] | None = None):
         import av
         from av.codec import Codec
 
@@ -346,6 +391,8 @@ class VideoWriter:
         opts = encoder_options(enc, crf)
         self.out = av.open(str(path), "w", format=fmt)
         try:
+            if metadata:
+                self.out.metadata.update(metadata)
             supported = self.out.supported_codecs
             if enc not in supported:
                 raise VideoError(f"{path.name}: the {enc} codec cannot go in a {fmt} file "

@@ -24,16 +24,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import VideoError
-from .frames import VideoColorizer, batch_for, make_colorizer
+from .frames import VideoColorizer, batch_for, check_hints_fit, make_colorizer
 from .io import (
     DEFAULT_PIX_FMT,
     VideoInfo,
     VideoWriter,
     container_for,
+    effective_crf,
     encoder_options,
     frame_to_array,
     open_input,
     probe,
+    provenance_tag,
     resolve_codec,
     video_stream,
 )
@@ -103,8 +105,8 @@ def check_output(dst: str | os.PathLike, codec: str | None, crf: int | None) -> 
     return fmt, enc
 
 
-def _bar(label: str, total: int):
-    """A rich progress bar on stderr: frames, fps, elapsed, ETA."""
+def _bar(label: str, total: int, console=None):
+    """A rich progress bar (on stderr, or ``console``): frames, fps, elapsed, ETA -> (bar, report)."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -121,17 +123,31 @@ def _bar(label: str, total: int):
         def render(self, task):
             return Text(f"{task.speed:5.1f} fps" if task.speed else "  ... fps")
 
-    bar = Progress(TextColumn(f"colorizing {label}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
-                   Fps(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                   console=Console(stderr=True), transient=True)
-    task = bar.add_task("video", total=total)
+    bar = Progress(TextColumn("colorizing {task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("frames"), Fps(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                   console=console or Console(stderr=True), transient=True)
+    task = bar.add_task(label, total=total)  # the name as data: no markup, no format fields
     return bar, lambda done, _total: bar.update(task, completed=done)
+
+
+def video_record(base: dict, temporal: float, enc: str, crf: int | None, *, exact: bool = False,
+                 pix_fmt: str = DEFAULT_PIX_FMT) -> dict:
+    """What made an output video: ``base`` (the photo record: model, weights hash, work size,
+    vividness, hints, ...) plus the video settings that change the file (temporal strength,
+    encoder, effective CRF; ``exact`` and ``pix_fmt`` when not the defaults)."""
+    rec = {**base, "temporal": float(temporal), "codec": enc, "crf": effective_crf(enc, crf)}
+    if exact:
+        rec["exact"] = True
+    if pix_fmt != DEFAULT_PIX_FMT:
+        rec["pix_fmt"] = pix_fmt
+    return {k: v for k, v in rec.items() if v is not None}
 
 
 def colorize_video_file(src: str | os.PathLike, dst: str | os.PathLike, colorizer="default",
                         temporal: float = DEFAULT_STRENGTH, codec: str | None = None, crf: int | None = None,
                         progress: bool | Progress | None = None, *, label: str | None = None,
-                        exact: bool = False, pix_fmt: str = DEFAULT_PIX_FMT) -> VideoResult:
+                        exact: bool = False, pix_fmt: str = DEFAULT_PIX_FMT, hints=None,
+                        vividness: float | None = None, record: dict | None = None) -> VideoResult:
     """Colorize one video file into ``dst`` (the CLI's one call per video).
 
     Args:
@@ -147,22 +163,37 @@ def colorize_video_file(src: str | os.PathLike, dst: str | os.PathLike, colorize
         label: how messages name the input (default: ``src`` as given).
         exact: compose with ``Colorizer.finish_array`` (slower; see :mod:`.compose`).
         pix_fmt: output pixel format (default yuv420p).
+        hints: colour points ``[(x, y, colour), ...]`` in the frames' pixels, the same on every
+            frame (hint models: ``guided``, ``default``).
+        vividness: 0 (most accurate) .. 1 (most colourful), colour models; None: the model's own.
+        record: what to record in the file as its maker (the CLI's record, compared on the next
+            run); default: :func:`video_record` of the colorizer's provenance and these settings.
 
     Raises:
         VideoError (a ChromalabError): one line naming the file, for every bad input or
-        output problem. Nothing is left under ``dst`` (nor a temporary file) on any error.
+        output problem. SettingError (also a ValueError): a bad hint (one outside the frame
+        names the video), or hints / a vividness for a model without them. Nothing is left
+        under ``dst`` (nor a temporary file) on any error.
     """
     t0 = time.perf_counter()
     src, dst = Path(src), Path(dst)
     label = label or str(src)
-    vc = VideoColorizer(colorizer, temporal, exact=exact)  # checks temporal first
-    fmt, _ = check_output(dst, codec, crf)
+    vc = VideoColorizer(colorizer, temporal, exact=exact, hints=hints, vividness=vividness)  # checks temporal first
+    fmt, enc = check_output(dst, codec, crf)
     if dst.exists() and os.path.realpath(dst) == os.path.realpath(src):
         raise VideoError(f"{label}: the output {dst} is the input; refusing to write over it")
     if dst.is_dir():
         raise VideoError(f"{dst}: the output is a folder")
     info = probe(src, label)
+    check_hints_fit(vc.hints, info.width, info.height, label)
     vc.batch = batch_for(info.height, info.width, vc.batch)
+    if record is None:
+        from ..inference import _hints_record
+
+        col = vc.colorizer
+        v = (col.vividness if vc.vividness is None else vc.vividness) if col.controls else None
+        record = video_record(col.provenance(vividness=v, hints=_hints_record(vc.hints)), vc.stabilizer.strength,
+                              enc, crf, exact=exact, pix_fmt=pix_fmt)
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".part")
@@ -178,7 +209,8 @@ def colorize_video_file(src: str | os.PathLike, dst: str | os.PathLike, colorize
         else:
             report = progress if callable(progress) else None
         with _opencv_single_thread():
-            frames, notes = _run(src, label, tmp, fmt, info, vc, codec, crf, pix_fmt, report)
+            frames, notes = _run(src, label, tmp, fmt, info, vc, codec, crf, pix_fmt, report,
+                                 provenance_tag(record))
         try:
             os.chmod(tmp, _umask_mode())
             os.replace(tmp, dst)
@@ -196,18 +228,24 @@ def colorize_video_file(src: str | os.PathLike, dst: str | os.PathLike, colorize
 
 def colorize_video(src: str | os.PathLike, dst: str | os.PathLike, model="default", *,
                    temporal: float = DEFAULT_STRENGTH, progress: bool | Progress | None = None,
-                   codec: str | None = None, crf: int | None = None, **colorizer_kwargs) -> VideoResult:
+                   codec: str | None = None, crf: int | None = None, vividness: float | None = None,
+                   hints=None, **colorizer_kwargs) -> VideoResult:
     """Colorize a video: ``chromalab.colorize_video("film.mp4", "film_color.mp4")``.
 
-    ``model``: a name, run folder, weights file, Predictor or Colorizer; ``colorizer_kwargs``:
-    model settings (``temperature`` for vivid models, ``work_size``, ``backend``, ...).
-    ``exact`` and ``pix_fmt`` are passed to :func:`colorize_video_file`, as are the rest.
+    ``model``: a name, run folder, weights file, Predictor or Colorizer; ``vividness``: 0 (most
+    accurate) .. 1 (most colourful) for the colour models; ``hints``: colour points
+    ``[(x, y, colour), ...]`` in the frames' pixels, applied to every frame (hint models), as
+    :func:`chromalab.colorize` takes them; ``colorizer_kwargs``: model settings
+    (``temperature`` for vivid models, ``work_size``, ``backend``, ...). ``exact`` and
+    ``pix_fmt`` are passed to :func:`colorize_video_file`, as are the rest. A bad hint (one
+    outside the frame included) or a setting the model lacks raise a ValueError
+    (:class:`~chromalab.errors.SettingError`) before anything is written.
     """
     exact = bool(colorizer_kwargs.pop("exact", False))
     pix_fmt = colorizer_kwargs.pop("pix_fmt", DEFAULT_PIX_FMT)
     col = make_colorizer(model, **colorizer_kwargs)
     return colorize_video_file(src, dst, col, temporal=temporal, codec=codec, crf=crf, progress=progress,
-                               exact=exact, pix_fmt=pix_fmt)
+                               exact=exact, pix_fmt=pix_fmt, hints=hints, vividness=vividness)
 
 
 _CV_LOCK = threading.Lock()
@@ -250,7 +288,7 @@ def _umask_mode() -> int:
 
 # ---- the three threads ---------------------------------------------------------------------------------
 def _run(src: Path, label: str, tmp: Path, fmt: str, info: VideoInfo, vc: VideoColorizer, codec, crf,
-         pix_fmt: str, report: Progress | None) -> tuple[int, list[str]]:
+         pix_fmt: str, report: Progress | None, metadata: dict[str, str]) -> tuple[int, list[str]]:
     """Decode -> colorize -> encode into ``tmp``; returns (frames written, notes)."""
     stop = threading.Event()
     q_in: queue.Queue = queue.Queue(2 * vc.batch + _QUEUE)  # frames and audio packets
@@ -311,7 +349,7 @@ def _run(src: Path, label: str, tmp: Path, fmt: str, info: VideoInfo, vc: VideoC
                 if w is None:
                     size = (item[1].shape[1], item[1].shape[0])  # the decoded frames' (W, H)
                     w = VideoWriter(tmp, fmt, info, audio, codec=codec, crf=crf, pix_fmt=pix_fmt,
-                                    rotation=item[4], size=size, label=label)
+                                    rotation=item[4], size=size, label=label, metadata=metadata)
                     notes.extend(w.notes)
                     for e in early:
                         _write_audio(w, e[1])
