@@ -42,9 +42,15 @@ def test_evaluate_cli_json(tiny_zip, tmp_path):
     res = runner.invoke(app, ["evaluate", "gray", "--data", str(tiny_zip), "--split", "val,test", "--json", str(out)])
     assert res.exit_code == 0, res.output
     m = json.loads(out.read_text())
-    for k in ("psnr", "ssim", "mse", "l1", "mse_rgb", "l1_rgb", "r2", "cf", "delta_cf", "count", "excluded"):
+    for k in ("psnr", "ssim", "mse", "l1", "mse_rgb", "l1_rgb", "r2", "cf", "delta_cf", "auc", "auc_rb",
+              "cool_recall", "count", "excluded"):
         assert k in m
     assert m["count"] == 1037 and m["excluded"] == 3
+    # gray: never a cool hit; near-gray pixels dominate the raw AuC, the rebalanced one counts each colour bin
+    assert m["cool_recall"] == 0.0 and 0 < m["auc_rb"] < m["auc"] < 1
+    for head in ("AuC", "AuC rebal", "cool recall"):
+        assert head in res.output
+    assert f"{m['auc_rb']:.4f}" in res.output
 
 
 def test_evaluate_images_folder_and_zip_any_size(tmp_path):

@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
@@ -84,8 +86,13 @@ def test_accumulator_keys_and_delta_cf(pair):
     acc = metrics.MetricAccumulator()
     acc.update(gt, pred, ab + 1, ab)
     m = acc.compute()
-    for k in ("psnr", "ssim", "mse", "l1", "mse_rgb", "l1_rgb", "r2", "cf", "delta_cf"):
-        assert k in m
+    from chromalab.evaluate import METRIC_KEYS
+
+    for k in ("psnr", "ssim", "mse", "l1", "mse_rgb", "l1_rgb", "r2", "cf", "delta_cf", "auc", "auc_rb",
+              "cool_recall"):
+        assert k in m and k in METRIC_KEYS
+    # ab off by (1, 1) everywhere: every pixel's error is √2, within the thresholds 2..150
+    assert m["auc"] == pytest.approx(149 / 151) and m["auc_rb"] == pytest.approx(149 / 151)
     assert m["mse"] == pytest.approx(1.0)
     assert m["delta_cf"] == pytest.approx(abs(m["cf"] - m["cf_true"]))
 
@@ -94,3 +101,71 @@ def test_shape_mismatch_raises(pair):
     gt, pred = pair
     with pytest.raises(ValueError, match="shape mismatch"):
         metrics.psnr_per_image(gt, pred[:, :32])
+
+
+def _ab(points) -> np.ndarray:
+    """[(a, b), ...] -> ab ``(1, 2, 1, n)``."""
+    return np.array(points, dtype=np.float64).T.reshape(1, 2, 1, len(points))
+
+
+def _polar(chroma: float, hue_deg: float) -> tuple[float, float]:
+    return chroma * math.cos(math.radians(hue_deg)), chroma * math.sin(math.radians(hue_deg))
+
+
+def test_auc_thresholds_by_hand():
+    t = _ab([(0.0, 0.0)] * 4)
+    acc = metrics.ColorAccumulator()
+    acc.update(t, t)
+    assert acc.compute()["auc"] == 1.0 and acc.compute()["auc_rb"] == 1.0  # exact: within every threshold
+    acc = metrics.ColorAccumulator()
+    acc.update(t, t + _ab([(30.0, 40.0)] * 4))  # error exactly 50: counted from t = 50 on (e <= t)
+    assert acc.compute()["auc"] == pytest.approx(101 / 151)
+    acc = metrics.ColorAccumulator()
+    acc.update(t, t + _ab([(50.5, 0.0)] * 4))  # 50.5: from t = 51 on
+    assert acc.compute()["auc"] == pytest.approx(100 / 151)
+    acc = metrics.ColorAccumulator()
+    acc.update(t, t + _ab([(150.0, 0.0), (150.01, 0.0), (200.0, 0.0), (0.0, 0.0)]))
+    raw, _ = acc.curves()
+    assert raw[149] == 0.25 and raw[150] == 0.5  # errors above 150 never count
+
+
+def test_rebalanced_auc_weighs_each_true_ab_bin_equally():
+    # 3 near-gray pixels (bin (0, 0)) predicted exactly, 1 saturated pixel (bin (6, -4)) missed by 200
+    t = _ab([(0.0, 0.0), (4.0, -4.9), (-4.9, 4.0), (60.0, -40.0)])
+    p = _ab([(0.0, 0.0), (4.0, -4.9), (-4.9, 4.0), (-140.0, -40.0)])
+    acc = metrics.ColorAccumulator()
+    acc.update(t, p)
+    m = acc.compute()
+    assert m["auc"] == pytest.approx(0.75)  # 3 of 4 pixels within every threshold
+    assert m["auc_rb"] == pytest.approx(0.5)  # 2 bins: one always right, one never
+    # bins are 10 Lab units centred on multiples of 10: 5.1 falls in the next bin
+    acc = metrics.ColorAccumulator()
+    acc.update(_ab([(0.0, 0.0), (5.1, 0.0)]), _ab([(0.0, 0.0), (205.1, 0.0)]))
+    assert acc.compute()["auc_rb"] == pytest.approx(0.5)
+    # streamed batches give the same curves as one batch
+    rng = np.random.default_rng(1)
+    t = rng.normal(0, 30, (4, 2, 6, 6))
+    p = t + rng.normal(0, 20, t.shape)
+    one, two = metrics.ColorAccumulator(), metrics.ColorAccumulator()
+    one.update(t, p)
+    two.update(t[:1], p[:1])
+    two.update(t[1:], p[1:])
+    assert one.compute() == two.compute()
+
+
+def test_cool_recall_edges():
+    # true: chroma 20 at hue 130 and 300 (both cool, the ends count), chroma 19.9 (not cool), hue 301 (not cool)
+    t = _ab([_polar(20, 130), _polar(20, 300), _polar(19.9, 200), _polar(30, 301)])
+    # predicted: chroma exactly 10 and 45 degrees off (a hit); 40 degrees off across 0/360 from 300 -> 340 (a hit)
+    p = _ab([_polar(10, 175), _polar(30, 340), _polar(30, 200), _polar(30, 301)])
+    acc = metrics.ColorAccumulator()
+    acc.update(t, p)
+    assert (acc.cool, acc.cool_hits) == (2, 2) and acc.compute()["cool_recall"] == 1.0
+    p = _ab([_polar(9.99, 130), _polar(30, 346), _polar(30, 200), _polar(30, 301)])  # too weak; 46 degrees off
+    acc = metrics.ColorAccumulator()
+    acc.update(t, p)
+    assert (acc.cool, acc.cool_hits) == (2, 0) and acc.compute()["cool_recall"] == 0.0
+    # a set without a cool pixel: undefined, not 0
+    acc = metrics.ColorAccumulator()
+    acc.update(_ab([_polar(40, 40)]), _ab([_polar(40, 40)]))
+    assert math.isnan(acc.compute()["cool_recall"])

@@ -89,9 +89,13 @@ def test_overfits_one_batch(name):
 
 
 def test_build_net_registry():
-    assert set(ARCHS) == {"cnn", "unet", "vivid"}
+    assert set(ARCHS) == {"cnn", "unet", "vivid", "colornet"}
     net = build_net("unet", width=4, depth=2, residual=True)
     assert isinstance(net, UNet) and net.arch_kwargs["residual"] is True
+    from chromalab.nets import ColorNet
+
+    cn = build_net("colornet", width=4, depth=2, n_classes=5, hints=False)
+    assert isinstance(cn, ColorNet) and cn.arch_kwargs["n_classes"] == 5 and cn.hints is False
     with pytest.raises(ModelError, match="unknown architecture 'resnet'"):
         build_net("resnet")
 

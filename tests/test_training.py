@@ -66,6 +66,9 @@ def test_resolve_config_precedence(tmp_path):
                 assert resolve_config(arch, loss, p).loss == loss
         assert resolve_config("pix2pix", None, p).loss == "gan-l1"
         assert resolve_config("vivid", None, p).loss == "rebalanced-ce"
+        cn = resolve_config("colornet", None, p)
+        assert (cn.loss, cn.monitor, cn.val_check_interval) == ("ce+l1+class", "val_select", 0.5)
+        assert resolve_config("colornet", None, p, overrides={"class_weight": 0}).class_weight == 0
 
 
 def test_planned_and_bad_calls(tmp_path, tiny_zip):
@@ -102,6 +105,8 @@ def test_fit_crash_resume_and_evaluate(tmp_path, tiny_zip):
     rows2 = read_rows(run / "metrics.csv")
     assert rows2[0] == rows[0]  # the first session's row is kept as it was
     assert [(r["epoch"], r["step"], r["session"]) for r in rows2] == [("0", "1", "1"), ("1", "2", "2")]
+    # one row per validation: epochs done and the training images seen so far (one 16-image step per epoch)
+    assert [(r["progress"], r["images"]) for r in rows2] == [("1.0", "16"), ("2.0", "32")]
     assert all(np.isfinite(float(r[k])) for r in rows2 for k in ("train_loss", "val_loss", "val_psnr", "val_ssim"))
     for f in ("config.yaml", "metrics.csv", "loss.png", "best.safetensors", "last.ckpt", "test.json", "run.json"):
         assert (run / f).is_file(), f
@@ -110,8 +115,9 @@ def test_fit_crash_resume_and_evaluate(tmp_path, tiny_zip):
     meta = json.loads((run / "run.json").read_text())
     assert meta["kind"] == "net" and meta["arch"] == "unet" and meta["loss"] == "hybrid"
     assert meta["sessions"] == 2 and meta["images_per_second"] > 0 and meta == info
-    best_epoch = max(rows2, key=lambda r: float(r["val_ssim"]))["epoch"]
-    assert str(meta["best_epoch"]) == best_epoch
+    assert meta["train_images"] == 32 and meta["monitor"] == "val_ssim"
+    best = max(rows2, key=lambda r: float(r["val_ssim"]))
+    assert str(meta["best_epoch"]) == best["epoch"] and str(meta["best_progress"]) == best["progress"]
     # the weights file can be shared: it does not carry this machine's data path (config.yaml does, for --resume)
     from chromalab.predictors.nets import read_meta
 
@@ -182,6 +188,7 @@ def test_sigkill_mid_epoch_then_resume_from_cli(tmp_path, tiny_zip):
     assert after[:2] == before  # continued, not restarted
     assert [(r["epoch"], r["session"]) for r in after] == [("0", "1"), ("1", "1"), ("2", "2"), ("3", "2")]
     assert [int(r["step"]) for r in after] == [4, 8, 12, 16]
+    assert [(float(r["progress"]), int(r["images"])) for r in after] == [(1, 64), (2, 128), (3, 192), (4, 256)]
     assert float(after[-1]["train_seconds"]) > float(before[-1]["train_seconds"])
     meta = json.loads((run / "run.json").read_text())
     assert meta["sessions"] == 2 and meta["train_images"] == 4 * 64  # killed epoch's images not counted

@@ -252,14 +252,18 @@ def compare(
     only: Annotated[list[str] | None, typer.Option("--only", help="Only these configurations (repeatable).")] = None,
     publish: Annotated[Path | None, typer.Option(
         "--publish", help="Also write RESULTS.md, results.json and figures/ into this folder (e.g. docs).")] = None,
+    vividness: Annotated[float | None, typer.Option(
+        "--vividness", metavar="V", help="Evaluate the colour models among the rows (those with a vividness: the "
+        "colornet runs) at this vividness, 0 (most accurate) to 1 (most colourful). Default: each model's own.")] = None,
 ) -> None:
     """Train (or reuse) every configuration, evaluate all on the same test images, write the report."""
     from .compare import run_compare
     from .evaluate import format_table
 
     res = run_compare(preset=preset, data=data, out=out_dir, retrain=retrain, only=only, log=out.print,
-                      publish=publish)
-    out.print(format_table(res["rows"], title=f"compare --preset {preset}"))
+                      publish=publish, vividness=vividness)
+    title = f"compare --preset {preset}" + (f" --vividness {vividness:g}" if vividness is not None else "")
+    out.print(format_table(res["rows"], title=title))
 
 
 # ---- colorize / export / serve ------------------------------------------------------------------

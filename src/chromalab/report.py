@@ -20,7 +20,8 @@ from .compare import ROW_KEYS
 HEADERS = {
     "psnr": "PSNR (dB, sRGB) ↑", "ssim": "SSIM (sRGB) ↑", "mse": "MSE (ab, Lab²) ↓", "l1": "L1 (ab, Lab) ↓",
     "mse_rgb": "MSE (sRGB 0..1) ↓", "l1_rgb": "L1 (sRGB 0..1) ↓", "r2": "R² (ab) ↑", "cf": "CF",
-    "delta_cf": "ΔCF ↓", "train_seconds": "train s", "images_per_second": "predict img/s",
+    "delta_cf": "ΔCF ↓", "auc": "AuC ↑", "auc_rb": "AuC rebal ↑", "cool_recall": "cool recall ↑",
+    "train_seconds": "train s", "train_images": "images seen", "images_per_second": "predict img/s",
 }
 N_EXAMPLES = 8
 
@@ -28,11 +29,17 @@ N_EXAMPLES = 8
 def _fmt(k: str, v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "—"
-    if k in ("ssim", "r2", "mse_rgb", "l1_rgb"):
+    if k in ("ssim", "r2", "mse_rgb", "l1_rgb", "auc", "auc_rb", "cool_recall"):
         return f"{v:.4f}"
-    if k in ("train_seconds", "images_per_second"):
+    if k in ("train_seconds", "train_images", "images_per_second"):
         return f"{v:,.0f}"
     return f"{v:.2f}"
+
+
+def _label(r: dict) -> str:
+    """A row's name as the tables show it: colour models with the vividness they were evaluated at."""
+    v = r.get("vividness")
+    return r["name"] if v is None else f"{r['name']} (vividness {v:g})"
 
 
 # ---- figures ----------------------------------------------------------------------------------------
@@ -121,12 +128,12 @@ def _loss_curves(path: Path, rows: list[dict]) -> bool:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for name, recs in curves:
         for ax, key in zip(axes, ("train_loss", "val_loss"), strict=True):
-            pts = [(float(x.get("epoch", i)), float(x[key])) for i, x in enumerate(recs) if x.get(key) not in (None, "")]
+            pts = [(_epochs_done(x, i), float(x[key])) for i, x in enumerate(recs) if x.get(key) not in (None, "")]
             if pts:
                 ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=name)
-    for ax, t in zip(axes, ("train loss (per epoch)", "val loss (per epoch)"), strict=True):
+    for ax, t in zip(axes, ("train loss (running epoch mean)", "val loss"), strict=True):
         ax.set_title(t)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("epochs done")
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=7)
@@ -134,6 +141,18 @@ def _loss_curves(path: Path, rows: list[dict]) -> bool:
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return True
+
+
+def _epochs_done(rec: dict, i: int) -> float:
+    """A metrics.csv row's x: ``progress`` (epochs done, fractional when val runs several times per
+    epoch); older runs without it: their 0-based ``epoch`` + 1."""
+    if rec.get("progress") not in (None, ""):
+        return float(rec["progress"])
+    return float(rec.get("epoch", i)) + 1.0
+
+
+BAR_PANELS = (("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("auc_rb", "AuC, class-rebalanced"),
+              ("cool_recall", "cool (green / blue) recall"))
 
 
 def _bars(path: Path, rows: list[dict]) -> None:
@@ -144,20 +163,23 @@ def _bars(path: Path, rows: list[dict]) -> None:
 
     names = [r["name"] for r in rows]
     gray = next((r for r in rows if r["name"] == "gray"), None)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-    for ax, key, label in ((axes[0], "psnr", "PSNR (dB)"), (axes[1], "ssim", "SSIM")):
-        vals = [r.get(key) or float("nan") for r in rows]
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    for ax, (key, label) in zip(axes.ravel(), BAR_PANELS, strict=True):
+        vals = [float("nan") if r.get(key) is None else float(r[key]) for r in rows]
         colors = ["#999999" if r["family"] == "reference" else "#3b75af" for r in rows]
         ax.bar(range(len(rows)), vals, color=colors)
-        if gray:
+        if gray and gray.get(key) is not None and not math.isnan(gray[key]):
             ax.axhline(gray[key], color="crimson", lw=1.2, ls="--", label=f"gray = {_fmt(key, gray[key])}")
             ax.legend(fontsize=8)
         finite = [v for v in vals if not math.isnan(v)]
         if finite:
             lo, hi = min(finite), max(finite)
             pad = (hi - lo) * 0.15 + 1e-3
-            ax.set_ylim(lo - pad, hi + pad)
-        ax.set_xticks(range(len(rows)), names, rotation=60, ha="right", fontsize=8)
+            if key == "cool_recall":  # a fraction: from 0, and not a magnified sliver when all are near 0
+                ax.set_ylim(0.0, max(hi + pad, 0.05))
+            else:
+                ax.set_ylim(lo - pad, hi + pad)
+        ax.set_xticks(range(len(rows)), names, rotation=60, ha="right", fontsize=7)
         ax.set_title(label)
         ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -172,11 +194,11 @@ def write_tables(results: dict, out: Path, figures: dict[str, str]) -> None:
     (out / "results.json").write_text(json.dumps(results, indent=2))
     with open(out / "results.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["name", *ROW_KEYS, "quoted"])
+        w.writerow(["name", *ROW_KEYS, "vividness", "quoted"])
         for r in rows:
-            w.writerow([r["name"], *[r.get(k) for k in ROW_KEYS], False])
+            w.writerow([r["name"], *[r.get(k) for k in ROW_KEYS], r.get("vividness"), False])
         for r in meta.get("study_rows", []):
-            w.writerow([r["name"], *[r.get(k) for k in ROW_KEYS], True])
+            w.writerow([r["name"], *[r.get(k) for k in ROW_KEYS], None, True])
     (out / "results.md").write_text(markdown(results, figures))
     (out / "index.html").write_text(html_page(results, out, figures))
 
@@ -197,11 +219,16 @@ def publish(results: dict, out: Path, docs: Path, figures: dict[str, str]) -> li
     return [docs / "RESULTS.md", docs / "results.json", *(docs / v for v in figs.values())]
 
 
-def _meta_lines(meta: dict) -> list[str]:
+def _meta_lines(meta: dict, rows: list[dict] = ()) -> list[str]:
     src = meta["data_source"]
     ss = meta["split_sizes"]
     reused = meta.get("reused_runs") or []
     extra = []
+    if any(r.get("vividness") is not None for r in rows) or meta.get("vividness") is not None:
+        v = meta.get("vividness")
+        extra.append("- colour models (those with a vividness) evaluated at "
+                     + (f"vividness {v:g} (`--vividness {v:g}`)" if v is not None else "their own default vividness")
+                     + "; the value is given next to each one's name")
     if reused:
         extra.append(f"- runs already finished in the output folder and reused (their training time is not in the "
                      f"wall time above; it is in the train s column, {_fmt('train_seconds', meta.get('train_seconds_total'))}"
@@ -221,21 +248,28 @@ def _meta_lines(meta: dict) -> list[str]:
 def markdown(results: dict, figures: dict[str, str]) -> str:
     rows, meta = results["rows"], results["meta"]
     keys = list(ROW_KEYS)
-    lines = ["# chromalab comparison", "", *_meta_lines(meta), "",
+    lines = ["# chromalab comparison", "", *_meta_lines(meta, rows), "",
              "Metrics: [docs/metrics.md](metrics.md). PSNR/SSIM on the uint8 sRGB output; MSE/L1 on ab in Lab "
-             "units and on sRGB in 0..1; R² over all ab values; CF / ΔCF colourfulness. Grey rows are the "
+             "units and on sRGB in 0..1; R² over all ab values; CF / ΔCF colourfulness. AuC: the area under "
+             "the curve of the fraction of pixels whose ab error is within t, t = 0..150 Lab units (Zhang et "
+             "al. 2016); AuC rebal: the same with every 10×10 true-ab bin weighted equally, so rare saturated "
+             "colours count as much as the common near-gray ones; cool recall: of the true green / cyan / blue "
+             "pixels (chroma ≥ 20, hue 130°–300°), the fraction predicted with chroma ≥ 10 and a hue within "
+             "45°. Grey rows are the "
              "trivial answers every model must beat. train s: training time (for the reference rows, the time "
-             "to build them from the training data); predict img/s: the models' prediction "
+             "to build them from the training data); images seen: training images processed (all epochs, "
+             "sessions and processes; nets); predict img/s: the models' prediction "
              "throughput while the test split was evaluated (each model's own batch size), on this machine.", "",
              "| model | " + " | ".join(HEADERS[k] for k in keys) + " |",
              "|---|" + "---:|" * len(keys)]
     for r in rows:
-        lines.append(f"| {r['name']} | " + " | ".join(_fmt(k, r.get(k)) for k in keys) + " |")
+        lines.append(f"| {_label(r)} | " + " | ".join(_fmt(k, r.get(k)) for k in keys) + " |")
     lines += ["", "Quoted from the study (not measured here; other cells unknown):", "",
               "| row | PSNR | R² |", "|---|---:|---:|"]
     for r in meta.get("study_rows", []):
         lines.append(f"| {r['name']} | {_fmt('psnr', r.get('psnr'))} | {_fmt('r2', r.get('r2'))} |")
-    titles = {"examples": "Test images: input | models | ground truth", "bars": "PSNR and SSIM per model",
+    titles = {"examples": "Test images: input | models | ground truth",
+              "bars": "PSNR, SSIM, rebalanced AuC and cool recall per model",
               "loss_curves": "Training curves of the nets", "pca": "PCA reconstructions",
               "pix2pix": "pix2pix: L1 loss, validation metrics, discriminator and generator losses"}
     for k, f in figures.items():
@@ -250,7 +284,7 @@ def html_page(results: dict, out: Path, figures: dict[str, str]) -> str:
     body = []
     for r in rows:
         cls = ' class="ref"' if r.get("family") == "reference" else ""
-        body.append(f"<tr{cls}><td>{html.escape(r['name'])}</td>" +
+        body.append(f"<tr{cls}><td>{html.escape(_label(r))}</td>" +
                     "".join(f"<td>{_fmt(k, r.get(k))}</td>" for k in keys) + "</tr>")
     for r in meta.get("study_rows", []):
         body.append(f"<tr class='quoted'><td>{html.escape(r['name'])}</td>" +
@@ -261,7 +295,7 @@ def html_page(results: dict, out: Path, figures: dict[str, str]) -> str:
         if p.exists():
             b64 = base64.b64encode(p.read_bytes()).decode()
             imgs.append(f'<figure><img alt="{k}" src="data:image/png;base64,{b64}"><figcaption>{k}</figcaption></figure>')
-    metas = "".join(f"<li>{html.escape(x[2:])}</li>" for x in _meta_lines(meta))
+    metas = "".join(f"<li>{html.escape(x[2:])}</li>" for x in _meta_lines(meta, rows))
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>chromalab comparison</title>
