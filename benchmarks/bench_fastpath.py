@@ -81,7 +81,7 @@ def main() -> None:
     eager_cl = inference._TorchBackend(net, channels_last=True)
 
     rng = np.random.default_rng(0)
-    L = (rng.random((args.batch, 1, args.size, args.size), dtype=np.float32) * L_MAX).astype(np.float32)  # noqa: N806
+    L = (rng.random((args.batch, 1, args.size, args.size), dtype=np.float32) * L_MAX).astype(np.float32)
     t_eager, c_eager, ab_eager = timed(eager.predict_ab, L, args.repeats)
     t_cl, _, _ = timed(eager_cl.predict_ab, L, args.repeats)
     t_fast, c_fast, ab_fast = timed(fast.predict_ab, L, args.repeats)

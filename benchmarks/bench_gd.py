@@ -36,17 +36,17 @@ def real_problem(data, n: int, features: str):
         return None
     train = prep.split("train", limit=n)
     abp = ab_pca_cached(prep, 64, 600, progress=False)  # the pca-ceiling's PCA (all train ab)
-    L = train.arrays()[0]  # noqa: N806
-    Y = np.concatenate([abp.transform(ab_flat(ab)) for _L, ab, _r in train.batches(4096)])  # noqa: N806
-    X = LFeatures(features, n_components=600).fit_transform(L)  # noqa: N806
+    L = train.arrays()[0]
+    Y = np.concatenate([abp.transform(ab_flat(ab)) for _L, ab, _r in train.batches(4096)])
+    X = LFeatures(features, n_components=600).fit_transform(L)
     return X, Y, prep.source["path"]
 
 
 def synthetic_problem(n: int, d: int = 2048, k: int = 600):
     rng = np.random.default_rng(0)
-    A = rng.standard_normal((d, d)) / np.sqrt(d) + np.eye(d)  # noqa: N806
-    X = (rng.standard_normal((n, d)) @ A).astype(np.float32)  # noqa: N806
-    Y = (X @ rng.standard_normal((d, k)) * 0.05 + rng.standard_normal((n, k)) * 10).astype(np.float32)  # noqa: N806
+    A = rng.standard_normal((d, d)) / np.sqrt(d) + np.eye(d)
+    X = (rng.standard_normal((n, d)) @ A).astype(np.float32)
+    Y = (X @ rng.standard_normal((d, k)) * 0.05 + rng.standard_normal((n, k)) * 10).astype(np.float32)
     return X, Y, "synthetic"
 
 
@@ -66,18 +66,18 @@ def main() -> None:
         prob = real_problem(a.data, a.n, a.features)
     except Exception:  # no data source configured
         prob = None
-    X, Y, source = prob or synthetic_problem(a.n)  # noqa: N806
+    X, Y, source = prob or synthetic_problem(a.n)
 
     t = time.perf_counter()
     c = time.process_time()
-    W, b = closed_form(X, Y, a.alpha)  # noqa: N806
+    W, b = closed_form(X, Y, a.alpha)
     cf_wall, cf_cpu = time.perf_counter() - t, time.process_time() - c
     t = time.perf_counter()
     c = time.process_time()
     gd = LinearGD(alpha=a.alpha, batch_size=a.batch, max_epochs=a.epochs, patience=0).fit(X, Y)
     gd_wall, gd_cpu = time.perf_counter() - t, time.process_time() - c
 
-    def mse(W, b):  # noqa: N803
+    def mse(W, b):
         tot = 0.0
         for s in range(0, len(X), 8192):
             r = X[s : s + 8192].astype(np.float64) @ W + b - Y[s : s + 8192]

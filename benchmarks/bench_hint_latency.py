@@ -88,7 +88,7 @@ def photo_jpeg(w: int, h: int) -> bytes:
     from PIL import Image
 
     im = Image.fromarray(skimage.data.astronaut())
-    W, H = im.size  # noqa: N806
+    W, H = im.size
     if W / H > w / h:
         cw = round(H * w / h)
         im = im.crop(((W - cw) // 2, 0, (W - cw) // 2 + cw, H))

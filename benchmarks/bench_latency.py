@@ -82,7 +82,7 @@ def baseline_pipeline(col, src: Path, dst: Path) -> None:
     from chromalab.inference import _resize_plane
 
     rgb = np.asarray(Image.open(src).convert("RGB"))
-    L = rgb2lab(rgb)[..., 0].astype(np.float32)  # noqa: N806
+    L = rgb2lab(rgb)[..., 0].astype(np.float32)
     h, w = col.work_shape(*L.shape)
     ab = col._backend.predict_ab(_resize_plane(L, (w, h))[None, None])[0]
     a = _resize_plane(ab[0], (L.shape[1], L.shape[0]))

@@ -36,22 +36,22 @@ def real_problem(data, n: int, k: int, features: str, n_val: int = 500):
     prep = find_prepared(data)
     if prep is None:
         return None
-    L = resize_batch(prep.split("train", limit=n).arrays()[0], 28)  # noqa: N806
+    L = resize_batch(prep.split("train", limit=n).arrays()[0], 28)
     ab = prep.split("train", 28, limit=n).arrays()[1]
-    Lv = resize_batch(prep.split("val", limit=n_val).arrays()[0], 28)  # noqa: N806
+    Lv = resize_batch(prep.split("val", limit=n_val).arrays()[0], 28)
     pca = PCA(k).fit(ab_flat(ab))
-    Y = pca.transform(ab_flat(ab))  # noqa: N806
+    Y = pca.transform(ab_flat(ab))
     f = LFeatures(features, n_components=300, grid=7, bins=8, scale="global").fit(L)
-    Z = TargetScaler("output").fit(Y).transform(Y)  # noqa: N806
+    Z = TargetScaler("output").fit(Y).transform(Y)
     return f.transform(L).astype(np.float64), Z, f.transform(Lv).astype(np.float64), prep.source["path"]
 
 
 def synthetic_problem(n: int, k: int, d: int = 300, n_val: int = 500):
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((n + n_val, d)) * (0.97 ** np.arange(d))  # noqa: N806
-    W = rng.standard_normal((d, k)) / np.sqrt(d)  # noqa: N806
-    Y = np.tanh(X @ W) + 0.5 * rng.standard_normal((n + n_val, k))  # noqa: N806
-    Y = (Y - Y[:n].mean(0)) / Y[:n].std(0)  # noqa: N806
+    X = rng.standard_normal((n + n_val, d)) * (0.97 ** np.arange(d))
+    W = rng.standard_normal((d, k)) / np.sqrt(d)
+    Y = np.tanh(X @ W) + 0.5 * rng.standard_normal((n + n_val, k))
+    Y = (Y - Y[:n].mean(0)) / Y[:n].std(0)
     return X[:n], Y[:n], X[n:], "synthetic"
 
 
@@ -83,7 +83,7 @@ def main() -> None:
         prob = real_problem(a.data, a.n, a.outputs, a.features)
     except Exception:  # no data source configured: fall back to a synthetic problem
         prob = None
-    X, Y, Xv, source = prob or synthetic_problem(a.n, a.outputs)  # noqa: N806
+    X, Y, Xv, source = prob or synthetic_problem(a.n, a.outputs)
     gamma = a.gamma / (X.shape[1] * X.var())
     kw = dict(C=a.C, epsilon=a.epsilon, tol=1e-3)
 

@@ -42,7 +42,7 @@ def main() -> None:
 
     hints = [parse_hint_arg(h) for h in args.hint]
     image = Path(args.image) if args.image else Path(skimage.data.__file__).parent / "chelsea.png"
-    W, H = Image.open(image).size  # noqa: N806
+    W, H = Image.open(image).size
     app = create_app(args.model, workers=2, queue=4)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

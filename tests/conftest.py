@@ -46,8 +46,8 @@ def lab_batch(n: int = 8, size: int = 32, seed: int = 0, scaled: bool = False):
 
     rng = np.random.default_rng(seed)
     rgb = np.stack([synth_image(rng, size) for _ in range(n)])
-    L, ab = lab_channels_first(rgb_uint8_to_lab_fast(rgb))  # noqa: N806
-    L, ab = torch.from_numpy(L), torch.from_numpy(ab)  # noqa: N806
+    L, ab = lab_channels_first(rgb_uint8_to_lab_fast(rgb))
+    L, ab = torch.from_numpy(L), torch.from_numpy(ab)
     return (scale_L(L), scale_ab(ab)) if scaled else (L, ab)
 
 

@@ -89,7 +89,7 @@ def test_train_svr_quick_then_evaluate(tiny_zip, tmp_path):
     from chromalab.registry import load_predictor
 
     pred = load_predictor(str(out))
-    L = np.full((2, 1, 64, 64), 50.0, dtype=np.float32)  # noqa: N806
+    L = np.full((2, 1, 64, 64), 50.0, dtype=np.float32)
     assert pred.predict_ab(L).shape == (2, 2, 64, 64)
     assert pred.predict_ab(np.full((1, 1, 40, 52), 50.0, dtype=np.float32)).shape == (1, 2, 40, 52)
 

@@ -28,7 +28,7 @@ def test_fast_lab_matches_skimage(rgb_u8):
 
 def test_lab_rgb_round_trip_uint8_exact(rgb_u8):
     lab = color.rgb_uint8_to_lab_fast(rgb_u8)
-    L, ab = color.lab_channels_first(lab)  # noqa: N806
+    L, ab = color.lab_channels_first(lab)
     back = color.compose_rgb_uint8(L, ab)
     assert back.dtype == np.uint8
     np.testing.assert_array_equal(back, rgb_u8)
@@ -54,7 +54,7 @@ def test_torch_matches_numpy(rgb_u8):
 
 def test_torch_lab_to_rgb_gradcheck():
     torch.manual_seed(0)
-    L = torch.rand(1, 1, 4, 4, dtype=torch.float64) * 60 + 20  # noqa: N806
+    L = torch.rand(1, 1, 4, 4, dtype=torch.float64) * 60 + 20
     ab = (torch.rand(1, 2, 4, 4, dtype=torch.float64) - 0.5) * 40
     lab = torch.cat([L, ab], 1).requires_grad_(True)
     assert torch.autograd.gradcheck(lambda x: color.lab_to_rgb_torch(x, clip=False), (lab,), eps=1e-6, atol=1e-5)

@@ -76,7 +76,7 @@ def digest_tree(root: Path) -> dict[str, str]:
     return out
 
 
-def mean_abs_dL(src: Path, out: Path) -> float:  # noqa: N802
+def mean_abs_dL(src: Path, out: Path) -> float:
     """Mean |L_in - L_out|; L_in as image_to_L gives it (checked against skimage in test_images)."""
     b = np.asarray(Image.open(out).convert("RGB"), dtype=np.float64) / 255.0
     return float(np.abs(image_to_L(open_image(src)) - rgb2lab(b)[..., 0]).mean())
@@ -281,7 +281,7 @@ def test_side_by_side_writes_both_outputs(tmp_path, capsys):
     assert (tmp_path / "o" / "p_compare.png").is_file()
 
 
-def test_net_model_gives_colour_and_keeps_L(tmp_path, capsys):  # noqa: N802
+def test_net_model_gives_colour_and_keeps_L(tmp_path, capsys):
     """The output's ab is the model's ab at 64x48, upsampled (computed here independently)."""
     rgb = photo(300, 400)
     (tmp_path / "p.png").write_bytes(encode(Image.fromarray(rgb), "PNG"))
@@ -290,7 +290,7 @@ def test_net_model_gives_colour_and_keeps_L(tmp_path, capsys):  # noqa: N802
     out = tmp_path / "o" / "p_color.png"
     assert Image.open(out).size == (400, 300)
     assert mean_abs_dL(tmp_path / "p.png", out) < 1.5
-    L = rgb2lab(rgb / 255.0)[..., 0].astype(np.float32)  # noqa: N806
+    L = rgb2lab(rgb / 255.0)[..., 0].astype(np.float32)
     small = np.asarray(Image.fromarray(L).resize((64, 48), Image.Resampling.BICUBIC))
     ab = pred.predict_ab(small[None, None])[0]
     ab_full = np.stack([np.asarray(Image.fromarray(c).resize((400, 300), Image.Resampling.BICUBIC)) for c in ab], -1)

@@ -69,7 +69,7 @@ def test_every_parameter_gets_a_gradient():
 
     net = tiny_net().train()
     module = ColorNetModule(net, np.ones(net.n_bins), hint_p_none=0.0)
-    L, ab = lab_batch(4, 16)  # noqa: N806
+    L, ab = lab_batch(4, 16)
     label = torch.tensor([0, 1, 2, -1])
     loss = module.training_step((L, ab, label), 0)
     loss.backward()

@@ -66,7 +66,7 @@ def test_prepare_counts_splits_and_reuse(tiny_zip):
 def test_cached_lab_equals_skimage(tiny_zip):
     prep = load_prepared(tiny_zip, progress=False)
     tr = prep.split("train")
-    L, ab, rgb = tr.get(np.arange(3))  # noqa: N806
+    L, ab, rgb = tr.get(np.arange(3))
     with zipfile.ZipFile(tiny_zip) as zf:
         for i, name in enumerate(tr.names[:3]):
             im = np.asarray(Image.open(zf.open(name)).convert("RGB"))
@@ -188,7 +188,7 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
     payload = b""
     requests: list = []
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         rng = self.headers.get("Range")
         type(self).requests.append(rng)
         data = self.payload
@@ -263,7 +263,7 @@ def test_gray_on_official_val_split_pinned(shared_zip, shared_cache_dir, monkeyp
     from chromalab.color import compose_rgb_uint8
 
     prep = load_prepared(shared_zip, progress=False)
-    L, ab, rgb = prep.split("test").get(np.arange(5))  # noqa: N806
+    L, ab, rgb = prep.split("test").get(np.arange(5))
     pred = compose_rgb_uint8(L, np.zeros_like(ab))
     from chromalab import metrics
 

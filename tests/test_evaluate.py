@@ -23,7 +23,7 @@ def test_gray_and_mean_ab_on_split(tiny_zip):
     prep = load_prepared(tiny_zip, progress=False)
     test = prep.split("test")
     m = evaluate_split(GrayPredictor(), test, progress=False)
-    L, ab, rgb = test.arrays()  # noqa: N806
+    L, ab, rgb = test.arrays()
     from chromalab.color import compose_rgb_uint8
 
     expected = psnr_per_image(rgb, compose_rgb_uint8(L, np.zeros_like(ab))).mean()

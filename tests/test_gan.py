@@ -44,7 +44,7 @@ def _same(a: dict, b: dict) -> bool:
 
 def test_patchgan_shapes_and_receptive_field():
     d = PatchGAN(width=8)
-    L, ab = _batch(2, 64)  # noqa: N806
+    L, ab = _batch(2, 64)
     assert d(L, ab).shape == (2, 1, 14, 14)
     assert d(*_batch(2, 32)).shape == (2, 1, 6, 6)
     assert sum(p.numel() for p in PatchGAN(64).parameters()) == 662_593  # C64-C128-C256 + 1-channel head

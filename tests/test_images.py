@@ -112,7 +112,7 @@ def build_bad_inputs(folder: Path) -> dict[str, str]:
     }
 
 
-def skimage_L(rgb: np.ndarray) -> np.ndarray:  # noqa: N802
+def skimage_L(rgb: np.ndarray) -> np.ndarray:
     return rgb2lab(rgb.astype(np.float64) / 255.0)[..., 0]
 
 
@@ -130,12 +130,12 @@ def test_unusual_formats_open_with_right_size_alpha_and_frames(good):
         assert im.size == exp["size"], name
         assert (alpha_channel(im) is not None) == exp["alpha"], name
         assert im.info["n_frames"] == exp["frames"], name
-        L = image_to_L(im)  # noqa: N806
+        L = image_to_L(im)
         assert L.shape == exp["size"][::-1] and L.dtype == np.float32, name
         assert 0 <= L.min() and L.max() <= 100, name
 
 
-def test_L_of_each_mode_matches_skimage(good):  # noqa: N802
+def test_L_of_each_mode_matches_skimage(good):
     folder, _ = good
     for name in ("cmyk.jpg", "palette.png", "photo.tiff", "photo.webp", "rgba.png"):
         im = open_image(folder / name)

@@ -58,7 +58,7 @@ class TinyNetPredictor(Predictor):
             bn.running_var.uniform_(0.5, 2.0)
             self.net.body[8].bias.copy_(torch.tensor([0.8, -0.5]))  # a clear colour cast (a ~ +20, b ~ -15)
 
-    def _predict(self, L):  # noqa: N803
+    def _predict(self, L):
         with torch.inference_mode():
             return unscale_ab(self.net(torch.from_numpy(scale_L(L))).numpy())
 
@@ -72,7 +72,7 @@ class Recorder(Predictor):
         self.input_size = input_size
         self.shapes = []
 
-    def _predict(self, L):  # noqa: N803
+    def _predict(self, L):
         self.shapes.append(L.shape)
         ab = np.zeros((L.shape[0], 2, *L.shape[2:]), np.float32)
         w = L.shape[3]
@@ -118,7 +118,7 @@ def test_fast_lab_to_rgb_matches_skimage():
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3  # only exact .5 rounding ties may differ
 
 
-def test_fast_L_functions_match_skimage():  # noqa: N802
+def test_fast_L_functions_match_skimage():
     rng = np.random.default_rng(1)
     rgb = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
     np.testing.assert_allclose(color.rgb_uint8_to_L_fast(rgb), rgb2lab(rgb / 255.0)[..., 0], atol=2e-4)
@@ -150,7 +150,7 @@ def test_ab_upsampling_equals_pillow(kind):
     from chromalab.inference import _resample_rows, _resize_plane, _taps
 
     rng = np.random.default_rng(0)
-    for (h, w), (H, W) in [((48, 64), (768, 1024)), ((64, 64), (1, 1)), ((16, 64), (10, 1000)), ((5, 7), (5, 7))]:  # noqa: N806
+    for (h, w), (H, W) in [((48, 64), (768, 1024)), ((64, 64), (1, 1)), ((16, 64), (10, 1000)), ((5, 7), (5, 7))]:
         a = rng.normal(0, 30, (h, w)).astype(np.float32)
         cols = np.ascontiguousarray(_resample_rows(np.ascontiguousarray(a.T), _taps(w, W, kind)).T)
         got = _resample_rows(cols, _taps(h, H, kind))
@@ -259,7 +259,7 @@ def test_colour_input_is_reduced_to_L_first():
 def test_64px_input_matches_the_evaluation_path(tiny):
     """At the training size nothing is resized: the output is compose_rgb_uint8(L, predict_ab(L))."""
     rgb = photo(64, 64, seed=3)
-    L = color.rgb_uint8_to_lab_fast(rgb)[..., 0][None, None]  # noqa: N806
+    L = color.rgb_uint8_to_lab_fast(rgb)[..., 0][None, None]
     ref = color.compose_rgb_uint8(L, tiny.predict_ab(L))[0]
     for backend in ("onnx", "torch", "numpy"):
         out = np.asarray(Colorizer(tiny, backend=backend).colorize_image(Image.fromarray(rgb)))
@@ -308,7 +308,7 @@ def test_onnx_equals_torch_within_1e4(tiny):
     assert (onnx_col.backend, torch_col.backend) == ("onnx", "torch")
     rng = np.random.default_rng(0)
     for shape in [(1, 1, 64, 64), (5, 1, 48, 64), (2, 1, 4, 132)]:
-        L = (rng.random(shape, dtype=np.float32) * 100).astype(np.float32)  # noqa: N806
+        L = (rng.random(shape, dtype=np.float32) * 100).astype(np.float32)
         a = onnx_col._backend.predict_ab(L)
         b = torch_col._backend.predict_ab(L)
         c = cl_col._backend.predict_ab(L)
@@ -327,7 +327,7 @@ def test_auto_backend_picks_onnx_for_nets_numpy_otherwise(tiny):
 
 def test_predictor_doing_more_than_its_net_is_respected(tiny):
     class Boosted(TinyNetPredictor):
-        def _predict(self, L):  # noqa: N803
+        def _predict(self, L):
             return 2 * super()._predict(L)
 
     p = Boosted()
@@ -343,7 +343,7 @@ def test_export_onnx_metadata_and_file(tmp_path, tiny):
     export_onnx(tiny.net, p, {"input_size": 64, "stride": 4})
     s = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
     assert s.get_modelmeta().custom_metadata_map["stride"] == "4"
-    L = np.full((3, 1, 8, 12), 50.0, np.float32)  # noqa: N806
+    L = np.full((3, 1, 8, 12), 50.0, np.float32)
     np.testing.assert_allclose(s.run(None, {"L": L})[0], tiny.predict_ab(L), atol=1e-4 * 110)
 
 

@@ -38,7 +38,7 @@ def test_ssim_torch_equals_canonical_metric():
     assert torch.allclose(ssim_torch(ta, ta), torch.ones(3, dtype=torch.float64))
 
 
-def _const_lab(L, a, b, size=8):  # noqa: N803
+def _const_lab(L, a, b, size=8):
     """A constant Lab image: L (1,1,S,S) Lab units, ab (1,2,S,S) Lab units."""
     return torch.full((1, 1, size, size), float(L)), torch.tensor([a, b], dtype=torch.float32).view(1, 2, 1, 1).expand(
         1, 2, size, size).contiguous()
@@ -46,7 +46,7 @@ def _const_lab(L, a, b, size=8):  # noqa: N803
 
 def test_ssim_hybrid_hand_value_on_constant_images():
     """Constant images have zero variance, so SSIM = (2·μx·μy + C1) / (μx² + μy² + C1) per channel."""
-    L, ab_t = _const_lab(60, 20, -10)  # noqa: N806
+    L, ab_t = _const_lab(60, 20, -10)
     _, ab_p = _const_lab(60, 5, 15)
     t, p = ab_t / 110, ab_p / 110  # the network scaling (color.scale_ab)
     rgb_t = lab_to_rgb_np(np.array([[[60.0, 20.0, -10.0]]]))[0, 0].astype(np.float64)
@@ -64,7 +64,7 @@ def test_ssim_hybrid_hand_value_on_constant_images():
 
 def test_ssim_hybrid_zero_at_target_and_differentiable():
     torch.manual_seed(0)
-    L = torch.rand(2, 1, 16, 16) * 80 + 10  # noqa: N806
+    L = torch.rand(2, 1, 16, 16) * 80 + 10
     target = (torch.rand(2, 2, 16, 16) - 0.5) * 0.4
     loss = build_loss("ssim-hybrid")
     assert float(loss(target, target, L)) == pytest.approx(0.0, abs=1e-6)
@@ -77,7 +77,7 @@ def test_ssim_hybrid_zero_at_target_and_differentiable():
 
 
 def test_lab_to_rgb01_matches_skimage():
-    L, ab = _const_lab(70, -30, 40, size=2)  # noqa: N806
+    L, ab = _const_lab(70, -30, 40, size=2)
     rgb = lab_to_rgb01(L, ab / 110)[0, :, 0, 0].numpy()
     np.testing.assert_allclose(rgb, lab_to_rgb_np(np.array([[[70.0, -30.0, 40.0]]]))[0, 0], atol=1e-4)
 

@@ -56,7 +56,7 @@ def test_tanh_bounds_output():
 def test_every_parameter_gets_a_gradient(name):
     torch.manual_seed(0)
     net = NETS[name]()
-    L, ab = lab_batch(4, 32)  # noqa: N806
+    L, ab = lab_batch(4, 32)
     loss = torch.nn.functional.mse_loss(net(scale_L(L)), scale_ab(ab))
     loss.backward()
     for pname, p in net.named_parameters():
@@ -71,7 +71,7 @@ def test_overfits_one_batch(name):
     (so the drop is fitting, not just shrinking an over-scaled initial output)."""
     torch.manual_seed(0)
     net = NETS[name]()
-    L, ab = lab_batch(8, 32)  # noqa: N806
+    L, ab = lab_batch(8, 32)
     x, y = scale_L(L), scale_ab(ab)
     var = float(((y - y.mean(dim=(0, 2, 3), keepdim=True)) ** 2).mean())
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
@@ -105,7 +105,7 @@ def test_predictor_matches_net_and_scaling():
     torch.manual_seed(0)
     net = UNet(width=4, depth=2).eval()
     pred = NetPredictor(net, input_size=32, name="t")
-    L, _ = lab_batch(5, 32)  # noqa: N806
+    L, _ = lab_batch(5, 32)
     ab = pred.predict_ab(L.numpy())
     with torch.no_grad():
         ref = net(L / 100.0).numpy() * 110.0  # hand-written scaling: L/100, ab*110
@@ -117,10 +117,10 @@ def test_predictor_matches_net_and_scaling():
 def test_predictor_pads_sizes_not_multiple_of_stride():
     torch.manual_seed(0)
     pred = NetPredictor(UNet(width=4, depth=3).eval())
-    L = np.random.default_rng(0).uniform(0, 100, (2, 1, 30, 45)).astype(np.float32)  # noqa: N806
+    L = np.random.default_rng(0).uniform(0, 100, (2, 1, 30, 45)).astype(np.float32)
     assert pred.predict_ab(L).shape == (2, 2, 30, 45)
     # a size that is a multiple goes through unpadded: same as calling the net
-    L8 = L[:, :, :24, :40]  # noqa: N806
+    L8 = L[:, :, :24, :40]
     with torch.no_grad():
         ref = pred.net(scale_L(torch.from_numpy(np.ascontiguousarray(L8)))).numpy() * 110.0
     np.testing.assert_allclose(pred.predict_ab(L8), ref, rtol=1e-5, atol=1e-4)
@@ -140,7 +140,7 @@ def test_save_load_round_trip(tmp_path):
     assert meta["config"] == {"epochs": 3, "lr": 0.002} and meta["loss"] == "mse"
     pred = load_net(path)
     assert pred.name == tmp_path.name  # best.safetensors is named after its run folder
-    L = np.random.default_rng(1).uniform(0, 100, (3, 1, 16, 16)).astype(np.float32)  # noqa: N806
+    L = np.random.default_rng(1).uniform(0, 100, (3, 1, 16, 16)).astype(np.float32)
     np.testing.assert_array_equal(pred.predict_ab(L), NetPredictor(net).predict_ab(L))
     assert pred.describe()["arch"] == "unet"
 

@@ -17,7 +17,7 @@ def _data(n=400, d=60, seed=0):
     return (rng.standard_normal((n, d)) * scales) @ basis.T + rng.uniform(-5, 5, d)
 
 
-def _svd_reference(X, k):  # noqa: N803
+def _svd_reference(X, k):
     mean = X.mean(axis=0)
     _, s, vt = np.linalg.svd(X - mean, full_matrices=False)
     return mean, vt[:k], s[:k] ** 2 / (len(X) - 1), (s**2).sum() / (len(X) - 1)
@@ -25,7 +25,7 @@ def _svd_reference(X, k):  # noqa: N803
 
 @pytest.mark.parametrize("solver", ["full", "covariance", "randomized"])
 def test_pca_matches_numpy_svd(solver):
-    X = _data()  # noqa: N806
+    X = _data()
     k = 12
     mean, comps, ev, total = _svd_reference(X, k)
     p = PCA(k, solver=solver, n_iter=8, oversample=20, batch_rows=64).fit(X)
@@ -37,7 +37,7 @@ def test_pca_matches_numpy_svd(solver):
     dots = np.abs(np.sum(p.components_ * comps, axis=1))
     np.testing.assert_allclose(dots, 1.0, atol=1e-4)
     # transform / inverse_transform against the SVD projection
-    Z = p.transform(X)  # noqa: N806
+    Z = p.transform(X)
     signs = np.sign(np.sum(p.components_ * comps, axis=1))
     np.testing.assert_allclose(Z, ((X - mean) @ comps.T) * signs, atol=2e-3)
     rec = p.inverse_transform(Z)
@@ -46,14 +46,14 @@ def test_pca_matches_numpy_svd(solver):
 
 
 def test_pca_full_rank_round_trip_and_prefix():
-    X = _data(n=50, d=20)  # noqa: N806
+    X = _data(n=50, d=20)
     p = PCA(100, solver="full").fit(X)
     assert p.n_components_ == 20  # capped at min(N, D)
     np.testing.assert_allclose(p.inverse_transform(p.transform(X)), X, atol=1e-4)
     np.testing.assert_allclose(p.explained_variance_ratio_.sum(), 1.0, atol=1e-9)
     # inverse from the first k equals a k-component PCA
     p5 = PCA(5, solver="full").fit(X)
-    Z = p.transform(X)  # noqa: N806
+    Z = p.transform(X)
     np.testing.assert_allclose(p.inverse_transform(Z, k=5), p5.inverse_transform(p5.transform(X)), atol=1e-4)
 
 
@@ -69,7 +69,7 @@ def test_pca_before_fit_and_bad_params_raise():
 
 
 def test_pca_save_load_is_exact(tmp_path):
-    X = _data(n=100, d=30)  # noqa: N806
+    X = _data(n=100, d=30)
     p = PCA(7, solver="covariance").fit(X)
     path = p.save(tmp_path / "p.npz")
     q = PCA.load(path)
@@ -92,13 +92,13 @@ def test_ceiling_is_projection_and_cached(tiny_zip, tmp_path):
     np.testing.assert_array_equal(again.components_, pca.components_)
 
     ceil = PCACeiling(pca, size=64)
-    L, ab, _ = prep.split("val", limit=8).arrays()  # noqa: N806
+    L, ab, _ = prep.split("val", limit=8).arrays()
     rec = ceil.predict_ab_oracle(L, ab)
     flat = ab.reshape(8, -1)
     expect = (flat - pca.mean_) @ pca.components_.T @ pca.components_ + pca.mean_
     np.testing.assert_allclose(rec.reshape(8, -1), expect, atol=1e-3)
     # a train image is reproduced (its ab is in the span), an unseen one is not
-    Lt, abt, _ = prep.split("train", limit=2).arrays()  # noqa: N806
+    Lt, abt, _ = prep.split("train", limit=2).arrays()
     np.testing.assert_allclose(ceil.predict_ab_oracle(Lt, abt), abt, atol=1e-2)
     with pytest.raises(ModelError, match="evaluation-only"):
         ceil.predict_ab(L)

@@ -11,10 +11,10 @@ from chromalab.predictors.svr import MultiOutputSVR, TargetScaler, resolve_gamma
 
 def _problem(n=240, d=6, k=4, seed=0):
     rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, d))  # noqa: N806
-    Y = np.stack([np.sin(X[:, j % d]) + 0.3 * X[:, (j + 1) % d] ** 2 for j in range(k)], 1)  # noqa: N806
-    Y += 0.1 * rng.standard_normal(Y.shape)  # noqa: N806
-    Xt = rng.standard_normal((80, d))  # noqa: N806
+    X = rng.standard_normal((n, d))
+    Y = np.stack([np.sin(X[:, j % d]) + 0.3 * X[:, (j + 1) % d] ** 2 for j in range(k)], 1)
+    Y += 0.1 * rng.standard_normal(Y.shape)
+    Xt = rng.standard_normal((80, d))
     return X, Y, Xt
 
 
@@ -23,7 +23,7 @@ def test_fast_path_equals_plain_sklearn_svr(gamma):
     from sklearn.multioutput import MultiOutputRegressor
     from sklearn.svm import SVR
 
-    X, Y, Xt = _problem()  # noqa: N806
+    X, Y, Xt = _problem()
     fast = MultiOutputSVR(C=2.0, epsilon=0.1, gamma=gamma, n_jobs=2).fit(X, Y)
     ref = [SVR(kernel="rbf", C=2.0, epsilon=0.1, gamma=gamma).fit(X, Y[:, j]) for j in range(Y.shape[1])]
     want = np.stack([m.predict(Xt) for m in ref], 1)
@@ -41,7 +41,7 @@ def test_fast_path_equals_plain_sklearn_svr(gamma):
 
 
 def test_threads_do_not_change_the_result():
-    X, Y, Xt = _problem(k=6, seed=1)  # noqa: N806
+    X, Y, Xt = _problem(k=6, seed=1)
     a = MultiOutputSVR(C=1.0, epsilon=0.05, n_jobs=1).fit(X, Y)
     b = MultiOutputSVR(C=1.0, epsilon=0.05, n_jobs=3).fit(X, Y)
     np.testing.assert_array_equal(a.predict(Xt), b.predict(Xt))
@@ -49,7 +49,7 @@ def test_threads_do_not_change_the_result():
 
 
 def test_state_round_trip_and_errors():
-    X, Y, Xt = _problem(k=2, seed=2)  # noqa: N806
+    X, Y, Xt = _problem(k=2, seed=2)
     m = MultiOutputSVR(C=1.0, epsilon=0.1).fit(X, Y)
     arrays, meta = m.get_state()
     again = MultiOutputSVR.from_state(arrays, meta)
@@ -64,7 +64,7 @@ def test_state_round_trip_and_errors():
 
 @pytest.mark.parametrize("mode", ["output", "global", "none"])
 def test_target_scaler_round_trip(mode):
-    Y = np.random.default_rng(0).standard_normal((50, 3)) * [1, 10, 100] + 5  # noqa: N806
+    Y = np.random.default_rng(0).standard_normal((50, 3)) * [1, 10, 100] + 5
     s = TargetScaler(mode).fit(Y)
     np.testing.assert_allclose(s.inverse_transform(s.transform(Y)), Y, atol=1e-9)
     if mode == "output":

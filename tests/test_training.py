@@ -198,10 +198,10 @@ def test_hflip_flips_l_and_ab_together():
     from chromalab.training.datamodule import hflip_half
 
     g = torch.Generator().manual_seed(0)
-    L = torch.arange(8 * 4 * 4, dtype=torch.float32).view(8, 1, 4, 4)  # noqa: N806
+    L = torch.arange(8 * 4 * 4, dtype=torch.float32).view(8, 1, 4, 4)
     ab = torch.stack([L[:, 0], -L[:, 0]], dim=1)
     rgb = L[:, 0, :, :, None].expand(8, 4, 4, 3).to(torch.uint8)  # channels-last image of L
-    L2, ab2, rgb2 = hflip_half((L, ab, rgb), generator=g)  # noqa: N806
+    L2, ab2, rgb2 = hflip_half((L, ab, rgb), generator=g)
     flipped = [bool((L2[i] == L[i].flip(-1)).all()) for i in range(8)]
     kept = [bool((L2[i] == L[i]).all()) for i in range(8)]
     assert all(f != k for f, k in zip(flipped, kept, strict=True)) and 0 < sum(flipped) < 8
@@ -215,10 +215,10 @@ def test_datamodule_batches(tiny_zip):
 
     dm = ColorDataModule(data=tiny_zip, batch_size=16, val_limit=20, progress=False)
     dm.setup()
-    L, ab = next(iter(dm.train_dataloader()))  # noqa: N806
+    L, ab = next(iter(dm.train_dataloader()))
     assert L.shape == (16, 1, 64, 64) and ab.shape == (16, 2, 64, 64) and L.dtype == torch.float32
     assert 0 <= float(L.min()) and float(L.max()) <= 100
-    vL, vab, vrgb = next(iter(dm.val_dataloader()))  # noqa: N806
+    vL, vab, vrgb = next(iter(dm.val_dataloader()))
     assert vL.shape[0] == 20 and vrgb.shape == (20, 64, 64, 3) and vrgb.dtype == torch.uint8
     # the ground truth rgb is the image the Lab came from
     rebuilt = compose_rgb_uint8(vL.numpy(), vab.numpy())

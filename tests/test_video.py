@@ -220,7 +220,7 @@ def test_temporal_zero_is_the_photo_pipeline(clip, col):
 
 def test_compose_equals_scikit_formulas():
     rng = np.random.default_rng(0)
-    L = rng.uniform(0, 100, (50, 60)).astype(np.float32)  # noqa: N806
+    L = rng.uniform(0, 100, (50, 60)).astype(np.float32)
     ab = rng.uniform(-120, 120, (50, 60, 2)).astype(np.float32)  # in and far out of gamut
     ref = lab_planes_to_rgb_uint8_fast(L, ab[..., 0], ab[..., 1])
     assert np.abs(lab_to_rgb_uint8(L, ab).astype(int) - ref).max() <= 1
@@ -231,7 +231,7 @@ def test_compose_equals_scikit_formulas():
 
 def test_stabiliser_alone():
     rng = np.random.default_rng(1)
-    L = np.tile(np.linspace(10, 90, 64, dtype=np.float32), (48, 1))  # noqa: N806  (48, 64)
+    L = np.tile(np.linspace(10, 90, 64, dtype=np.float32), (48, 1))  # (48, 64)
     L += rng.normal(0, 3, L.shape).astype(np.float32)
     st = TemporalStabilizer(1.0)
     preds = [np.full((2, 48, 64), 20.0, np.float32) + rng.normal(0, 2, (2, 1, 1)).astype(np.float32) for _ in range(20)]

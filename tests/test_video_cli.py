@@ -213,7 +213,7 @@ def test_hints_apply_to_every_frame_near_the_point(folder, tmp_path, tiny, capsy
             assert (near > 10 * far).all(), (near, far)
     plain = rgb_uint8_to_lab_fast(read_video(tmp_path / "plain0.0" / "film_color.mp4"))
     hinted = rgb_uint8_to_lab_fast(read_video(tmp_path / "hinted0.0" / "film_color.mp4"))
-    dL = np.abs(hinted[..., 0] - plain[..., 0]).mean()  # noqa: N806
+    dL = np.abs(hinted[..., 0] - plain[..., 0]).mean()
     assert dL < 1.5  # the film keeps its own lightness
     rec = read_video_provenance(tmp_path / "hinted0.0" / "film_color.mp4")
     assert rec["hints"] == [{"x": 16, "y": 12, "color": "#ff0000"}]

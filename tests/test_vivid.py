@@ -56,7 +56,7 @@ def test_gamut_bins_cover_srgb_and_nothing_else(centres):
     # and every bin is reachable: some point of its cell, at some L, is inside sRGB (own unclipped maths)
     off = np.arange(-5.0, 5.0, 0.25)  # fine enough for the thinnest sliver, the cell of (70, -110)
     oa, ob = np.meshgrid(off, off, indexing="ij")
-    L = np.arange(0.5, 100.0, 0.5)[:, None, None]  # noqa: N806
+    L = np.arange(0.5, 100.0, 0.5)[:, None, None]
     m = np.linalg.inv(np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169],
                                 [0.019334, 0.119193, 0.950227]]))
     white = np.array([0.95047, 1.0, 1.08883])
@@ -216,7 +216,7 @@ def test_vivid_weights_file_round_trip_and_temperature(tmp_path):
     pred = load_net(path)
     assert isinstance(pred, VividPredictor) and pred.temperature == 0.5
     torch.testing.assert_close(pred.net.centres, net.centres)  # the centres travel in the file
-    L = np.random.default_rng(0).uniform(0, 100, (2, 1, 16, 16)).astype(np.float32)  # noqa: N806
+    L = np.random.default_rng(0).uniform(0, 100, (2, 1, 16, 16)).astype(np.float32)
     a = pred.predict_ab(L)
     with torch.no_grad():
         ref = net(torch.from_numpy(L) / 100).numpy() * 110

@@ -31,7 +31,7 @@ class ConstAb(Predictor):
     name = "const"
     input_size = None
 
-    def _predict(self, L):  # noqa: N803
+    def _predict(self, L):
         out = np.empty((L.shape[0], 2, *L.shape[2:]), dtype=np.float32)
         out[:, 0], out[:, 1] = A_CONST, B_CONST
         return out
@@ -46,7 +46,7 @@ class Gated(ConstAb):
         self.started = threading.Event()
         self.gate = threading.Event()
 
-    def _predict(self, L):  # noqa: N803
+    def _predict(self, L):
         self.started.set()
         assert self.gate.wait(30), "test never opened the gate"
         return super()._predict(L)
@@ -55,7 +55,7 @@ class Gated(ConstAb):
 class Exploding(ConstAb):
     name = "exploding"
 
-    def _predict(self, L):  # noqa: N803
+    def _predict(self, L):
         raise RuntimeError("kaboom")
 
 

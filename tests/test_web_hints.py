@@ -48,7 +48,7 @@ class ConstAb(Predictor):
     name = "const"
     input_size = None
 
-    def _predict(self, L):  # noqa: N803
+    def _predict(self, L):
         out = np.empty((L.shape[0], 2, *L.shape[2:]), dtype=np.float32)
         out[:, 0], out[:, 1] = 20.0, 30.0
         return out

@@ -30,7 +30,7 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 
 from .color import AB_SCALE, rgb_uint8_to_lab_fast, scale_ab
 

@@ -90,7 +90,7 @@ class SVRConfig:
     bins: int = 8
     feature_scale: str = "global"
     target_scale: str = "output"  # output (z-score per component) | global | none
-    C: list = field(default_factory=lambda: [0.1, 0.3, 1.0])  # noqa: N815
+    C: list = field(default_factory=lambda: [0.1, 0.3, 1.0])
     epsilon: list = field(default_factory=lambda: [0.5, 1.0])
     gamma: list = field(default_factory=lambda: [0.5, 1.0, 2.0])  # multiples of 1 / (D * var(X))
     tol: float = 1e-3
@@ -260,7 +260,7 @@ def _print_table(out: Path, res: dict) -> None:
 def _figure_rows(prep, n: int, size: int):
     """A few val images for the PCA figure: L at 64, ab at ``size``."""
     sp64 = prep.split("val", limit=n)
-    L, _, _ = sp64.arrays()  # noqa: N806
+    L, _, _ = sp64.arrays()
     ab = prep.split("val", size, limit=n).arrays()[1]
     return L, ab
 
@@ -308,38 +308,38 @@ def train_classical(model: str, preset: str = "seed", data: str | None = None, o
 
 
 # ---- linear ------------------------------------------------------------------------------------
-def ridge_path(X, Y, X_val, Y_val, alphas) -> list[dict]:  # noqa: N803
+def ridge_path(X, Y, X_val, Y_val, alphas) -> list[dict]:
     """The exact minimizers of ``LinearGD``'s objective for every alpha, via one eigen-decomposition
     of the centred feature covariance ``G = Xc^T Xc / N``. Returns ``[{alpha, val_mse, train_mse}]``
     (MSE over samples and outputs). alpha = 0 is the least-squares (pseudo-inverse) solution."""
     import torch
 
-    X = torch.from_numpy(np.asarray(X, dtype=np.float32))  # noqa: N806
-    Y = torch.from_numpy(np.asarray(Y, dtype=np.float32))  # noqa: N806
+    X = torch.from_numpy(np.asarray(X, dtype=np.float32))
+    Y = torch.from_numpy(np.asarray(Y, dtype=np.float32))
     n = len(X)
     xm = X.double().mean(0)
     ym = Y.double().mean(0)
-    G = torch.zeros(X.shape[1], X.shape[1], dtype=torch.float64)  # noqa: N806
-    R = torch.zeros(X.shape[1], Y.shape[1], dtype=torch.float64)  # noqa: N806
+    G = torch.zeros(X.shape[1], X.shape[1], dtype=torch.float64)
+    R = torch.zeros(X.shape[1], Y.shape[1], dtype=torch.float64)
     for s in range(0, n, 8192):  # float64 sums: the path must match the closed form closely
         xb = X[s : s + 8192].double() - xm
         G += xb.T @ xb
         R += xb.T @ (Y[s : s + 8192].double() - ym)
-    G /= n  # noqa: N806
-    R /= n  # noqa: N806
+    G /= n
+    R /= n
     from .predictors.features import single_threaded
 
     with single_threaded():  # eigh is ~15x slower with 2 threads on busy cores
-        lam, Q = torch.linalg.eigh(G)  # noqa: N806
-    QtR = Q.T @ R  # noqa: N806
-    Xv = torch.from_numpy(np.asarray(X_val, dtype=np.float64)) - xm  # noqa: N806
-    Yv = torch.from_numpy(np.asarray(Y_val, dtype=np.float64)) - ym  # noqa: N806
+        lam, Q = torch.linalg.eigh(G)
+    QtR = Q.T @ R
+    Xv = torch.from_numpy(np.asarray(X_val, dtype=np.float64)) - xm
+    Yv = torch.from_numpy(np.asarray(Y_val, dtype=np.float64)) - ym
     rows = []
     lam = lam.clamp_min(0)
     for a in alphas:
         d = lam + a
         inv = torch.where(d > 1e-10 * float(lam.max()), 1.0 / d.clamp_min(1e-300), torch.zeros_like(d))
-        W = Q @ (QtR * inv[:, None])  # noqa: N806
+        W = Q @ (QtR * inv[:, None])
         val = float(((Xv @ W - Yv) ** 2).mean())
         # training MSE from the sufficient statistics: mean||Yc - Xc W||^2 / k
         tr = float((torch.sum(W * (G @ W)) - 2 * torch.sum(W * R) + _ycov_trace(Y, ym)) / Y.shape[1])
@@ -347,7 +347,7 @@ def ridge_path(X, Y, X_val, Y_val, alphas) -> list[dict]:  # noqa: N803
     return rows
 
 
-def _ycov_trace(Y, ym) -> float:  # noqa: N803
+def _ycov_trace(Y, ym) -> float:
     tot = 0.0
     for s in range(0, len(Y), 8192):
         tot += float(((Y[s : s + 8192].double() - ym) ** 2).sum())
@@ -375,15 +375,15 @@ def _train_linear(cfg: LinearConfig, prep, out: Path) -> dict:
         "(cached next to the prepared data)")
     ab_pca = ab_pca_cached(prep, size=cfg.size, k=cfg.ab_components, limit=cfg.train_limit, solver=cfg.pca_solver)
     log(f"loading L and projecting ab ({ab_pca.n_components_} components)")
-    L_tr = train.arrays()[0]  # noqa: N806
-    Y_tr = np.concatenate([ab_pca.transform(ab_flat(ab)) for _L, ab, _r in train.batches(4096)])  # noqa: N806
-    L_va, ab_va, _ = val.arrays()  # noqa: N806
-    Y_va = ab_pca.transform(ab_flat(ab_va))  # noqa: N806
+    L_tr = train.arrays()[0]
+    Y_tr = np.concatenate([ab_pca.transform(ab_flat(ab)) for _L, ab, _r in train.batches(4096)])
+    L_va, ab_va, _ = val.arrays()
+    Y_va = ab_pca.transform(ab_flat(ab_va))
     log(f"L features: {cfg.features}" + (f" (PCA K={cfg.l_components})" if "pca" in cfg.features else ""))
     feats = LFeatures(cfg.features, n_components=cfg.l_components, grid=cfg.grid, bins=cfg.bins,
                       scale=cfg.feature_scale, pca_solver=cfg.pca_solver, random_state=cfg.seed).fit(L_tr)
-    X_tr = feats.transform(L_tr)  # noqa: N806
-    X_va = feats.transform(L_va)  # noqa: N806
+    X_tr = feats.transform(L_tr)
+    X_va = feats.transform(L_va)
     del L_tr
     log(f"{X_tr.shape[1]} features x {Y_tr.shape[1]} targets; ridge path over alphas {cfg.alphas} on val")
     # MSEs are reported per ab value (Lab units^2) inside the PCA subspace: coefficient MSE * K / D
@@ -411,7 +411,7 @@ def _train_linear(cfg: LinearConfig, prep, out: Path) -> dict:
     # figures
     n_fig = min(cfg.figure_images, len(val))
     if n_fig:
-        Lf, abf = _figure_rows(prep, n_fig, cfg.size)  # noqa: N806
+        Lf, abf = _figure_rows(prep, n_fig, cfg.size)
         save_reconstruction_figure(ab_pca, Lf, abf, out / "pca_reconstructions.png")
     curves = {f"ab at {cfg.size}x{cfg.size}": ab_pca}
     if feats.pca_ is not None:
@@ -473,19 +473,19 @@ def _train_svr(cfg: SVRConfig, prep, out: Path) -> dict:
     if len(train64) < 2 or len(val64) < 1:
         raise ChromalabError(f"svr: need train and val images (have {len(train64)} train, {len(val64)} val)")
     log(f"{len(train64):,} train images at {s}x{s}: ab PCA (K={cfg.ab_components}), L features {cfg.features}")
-    L_tr = resize_batch(train64.arrays()[0], s)  # noqa: N806  same resize as the predictor
+    L_tr = resize_batch(train64.arrays()[0], s)  # same resize as the predictor
     ab_tr = prep.split("train", s, limit=cfg.train_limit).arrays()[1]
-    L_va = resize_batch(val64.arrays()[0], s)  # noqa: N806
+    L_va = resize_batch(val64.arrays()[0], s)
     ab_va = prep.split("val", s, limit=cfg.val_limit).arrays()[1]
     ab_pca = PCA(cfg.ab_components, random_state=cfg.seed).fit(ab_flat(ab_tr))
-    Y_tr = ab_pca.transform(ab_flat(ab_tr)).astype(np.float64)  # noqa: N806
-    Y_va = ab_pca.transform(ab_flat(ab_va)).astype(np.float64)  # noqa: N806
+    Y_tr = ab_pca.transform(ab_flat(ab_tr)).astype(np.float64)
+    Y_va = ab_pca.transform(ab_flat(ab_va)).astype(np.float64)
     feats = LFeatures(cfg.features, n_components=cfg.l_components, grid=cfg.grid, bins=cfg.bins,
                       scale=cfg.feature_scale, random_state=cfg.seed).fit(L_tr)
-    X_tr = feats.transform(L_tr).astype(np.float64)  # noqa: N806
-    X_va = feats.transform(L_va).astype(np.float64)  # noqa: N806
+    X_tr = feats.transform(L_tr).astype(np.float64)
+    X_va = feats.transform(L_va).astype(np.float64)
     scaler = TargetScaler(cfg.target_scale).fit(Y_tr)
-    Z_tr = scaler.transform(Y_tr)  # noqa: N806
+    Z_tr = scaler.transform(Y_tr)
     gamma_scale = 1.0 / (X_tr.shape[1] * float(X_tr.var()))
     grid = [(c, e, g) for c in cfg.C for e in cfg.epsilon for g in cfg.gamma]
     unit = ab_pca.n_components_ / ab_pca.n_features_  # coefficient MSE -> per ab value (Lab units^2)
@@ -512,7 +512,7 @@ def _train_svr(cfg: SVRConfig, prep, out: Path) -> dict:
     pred = SVRColorizer(feats, svr, scaler, ab_pca, name=out.name, input_size=64)
     n_fig = min(cfg.figure_images, len(val64))
     if n_fig:
-        Lf, abf = _figure_rows(prep, n_fig, s)  # noqa: N806
+        Lf, abf = _figure_rows(prep, n_fig, s)
         save_reconstruction_figure(ab_pca, Lf, abf, out / "pca_reconstructions.png")
     curves = {f"ab at {s}x{s}": ab_pca}
     if feats.pca_ is not None:

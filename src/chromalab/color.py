@@ -25,7 +25,7 @@ GRAY_CHROMA_THRESHOLD = 1.0
 
 
 # ---- network scaling ------------------------------------------------------------------
-def scale_L(L):  # noqa: N802 - L is the colour-science name
+def scale_L(L):  # L is the colour-science name
     """L in 0..100 -> network input in 0..1. Works on numpy arrays and tensors."""
     return L / L_MAX
 
@@ -79,7 +79,7 @@ def to_uint8(rgb01: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(np.asarray(rgb01, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
 
 
-def compose_rgb_uint8(L: np.ndarray, ab: np.ndarray) -> np.ndarray:  # noqa: N803
+def compose_rgb_uint8(L: np.ndarray, ab: np.ndarray) -> np.ndarray:
     """Input L + predicted ab -> the output sRGB image.
 
     Args:
@@ -175,14 +175,14 @@ def _f_lab(t: np.ndarray) -> np.ndarray:
     return np.where(t > np.float32(0.008856), np.cbrt(t), t * np.float32(7.787) + np.float32(16.0 / 116.0))
 
 
-def _L_from_y(y: np.ndarray) -> np.ndarray:  # noqa: N802
+def _L_from_y(y: np.ndarray) -> np.ndarray:
     return (np.float32(116.0) * _f_lab(y) - np.float32(16.0)).astype(np.float32, copy=False)
 
 
 _L_FROM_GRAY_U8 = _L_from_y(_SRGB_LINEAR)  # (256,): gray level -> L (R = G = B, so Y = linear value)
 
 
-def gray_to_L(gray: np.ndarray) -> np.ndarray:  # noqa: N802
+def gray_to_L(gray: np.ndarray) -> np.ndarray:
     """Gray sRGB levels -> Lab L (0..100), as rgb2lab gives for R = G = B.
 
     Args:
@@ -199,7 +199,7 @@ def gray_to_L(gray: np.ndarray) -> np.ndarray:  # noqa: N802
     return _L_from_y(lin.astype(np.float32, copy=False))
 
 
-def rgb_uint8_to_L_fast(rgb: np.ndarray) -> np.ndarray:  # noqa: N802
+def rgb_uint8_to_L_fast(rgb: np.ndarray) -> np.ndarray:
     """uint8 sRGB ``(*, H, W, 3)`` -> float32 L ``(*, H, W)`` (skimage-equivalent, no a/b computed)."""
     rgb = np.asarray(rgb)
     if rgb.dtype != np.uint8 or rgb.ndim < 2 or rgb.shape[-1] != 3:
@@ -215,7 +215,7 @@ def _finv_lab(t: np.ndarray) -> np.ndarray:
     return np.where(t > np.float32(0.2068966), t * t * t, (t - np.float32(16.0 / 116.0)) * np.float32(1.0 / 7.787))
 
 
-def lab_planes_to_rgb_fast(L: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:  # noqa: N803
+def lab_planes_to_rgb_fast(L: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Lab planes -> sRGB float32 in [0, 1], equal to :func:`lab_to_rgb_np` within 1e-5.
 
     Same steps and constants as scikit-image's lab2rgb (Z < 0 clipped to 0, D65 / 2°,
@@ -258,7 +258,7 @@ def lab_to_rgb_fast(lab: np.ndarray) -> np.ndarray:
     return lab_planes_to_rgb_fast(lab[..., 0], lab[..., 1], lab[..., 2])
 
 
-def lab_planes_to_rgb_uint8_fast(L: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:  # noqa: N803
+def lab_planes_to_rgb_uint8_fast(L: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Lab planes ``(*, H, W)`` -> uint8 sRGB ``(*, H, W, 3)``, rounded like :func:`to_uint8`."""
     rgb = lab_planes_to_rgb_fast(L, a, b)
     rgb *= np.float32(255.0)

@@ -35,7 +35,7 @@ def evaluate_batches(pred: Predictor, batches, total: int, progress: bool = True
     oracle = getattr(pred, "predict_ab_oracle", None)
     with _progress(progress, f"{label} {pred.name}") as bar:
         task = bar.add_task("eval", total=total)
-        for L, ab, rgb in batches:  # noqa: N806
+        for L, ab, rgb in batches:
             t0 = time.perf_counter()
             ab_pred = oracle(L, ab) if oracle is not None else pred.predict_ab(L)
             t_pred += time.perf_counter() - t0
@@ -115,7 +115,7 @@ def load_image_set(path: str | os.PathLike, size: int = NATIVE_SIZE, progress: b
 
 def evaluate_images(pred: Predictor, path: str | os.PathLike, size: int = NATIVE_SIZE,
                     batch_size: int | None = None, progress: bool = True) -> dict:
-    L, ab, rgb, names, excluded, failed = load_image_set(path, size, progress)  # noqa: N806
+    L, ab, rgb, names, excluded, failed = load_image_set(path, size, progress)
     bs = batch_size or pred.batch_size
     batches = ((L[s : s + bs], ab[s : s + bs], rgb[s : s + bs]) for s in range(0, len(L), bs))
     t0 = time.perf_counter()

@@ -26,7 +26,7 @@ def heads_over(net, split: SplitData, batch_size: int = 256, progress: bool = Tr
     Ls, abs_, rgbs, regs, logs = [], [], [], [], []
     with Progress(disable=not progress, transient=True) as bar, torch.inference_mode():
         task = bar.add_task(f"heads on {split.name}", total=len(split))
-        for L, ab, rgb in split.batches(batch_size):  # noqa: N806
+        for L, ab, rgb in split.batches(batch_size):
             r, lg, _ = net.heads(torch.from_numpy(scale_L(L)))
             Ls.append(L)
             abs_.append(ab)
@@ -43,7 +43,7 @@ def metrics_at(net, heads, vividness: float, t_blend: float | None = None, t_viv
     """Metrics of the decoding at ``vividness`` (temperatures: the net's unless given) from :func:`heads_over`."""
     from .nets.colornet import vivid_decode
 
-    L, ab, rgb, reg, logits = heads  # noqa: N806
+    L, ab, rgb, reg, logits = heads
     tb = net.t_blend if t_blend is None else t_blend
     tv = net.t_vivid if t_vivid is None else t_vivid
     acc = MetricAccumulator()

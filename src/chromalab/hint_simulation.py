@@ -10,7 +10,7 @@ ab of that patch. Used by training (:mod:`chromalab.training.colornet`) and by `
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 
 from .color import scale_ab
 

@@ -139,7 +139,7 @@ def load_hints_file(path) -> list[dict]:
 def hint_channels(points, image_hw: tuple[int, int], work_hw: tuple[int, int]) -> np.ndarray:
     """Parsed points ``[(x, y, a, b)]`` in image pixels -> the net's hint channels ``(3, h, w)`` float32 at
     the working size (scaled a, b and the mask)."""
-    H, W = image_hw  # noqa: N806
+    H, W = image_hw
     h, w = work_hw
     pts = [(x * w / W, y * h / H, a, b) for x, y, a, b in points]
     hint, mask = rasterize_points(pts, h, w)

@@ -353,7 +353,7 @@ def _int_to_unit(a: np.ndarray, mode: str) -> np.ndarray:
     return np.clip(a / np.float32(top), 0.0, 1.0)
 
 
-def image_to_L(im) -> np.ndarray:  # noqa: N802
+def image_to_L(im) -> np.ndarray:
     """PIL image of any mode -> Lab L ``(H, W)`` float32 in 0..100 (the colour is dropped).
 
     Gray modes are converted directly (8-bit by a table, 16-bit at full precision); others go

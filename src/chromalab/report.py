@@ -81,7 +81,7 @@ def _examples(path: Path, test, predictors: dict, data) -> None:
 
     n = len(test)
     idx = np.linspace(0, n - 1, min(N_EXAMPLES, n)).round().astype(int)
-    L, ab_true, rgb = test.get(idx)  # noqa: N806
+    L, ab_true, rgb = test.get(idx)
     gray = compose_rgb_uint8(L, np.zeros((len(L), 2, *L.shape[2:]), np.float32))
     cols = [("input (L)", gray)]
     for name, spec in predictors.items():

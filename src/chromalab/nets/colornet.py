@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 from torch import nn
 
 from ..abbins import DEFAULT_BIN_SIZE, gamut_bins

@@ -72,7 +72,7 @@ class PatchGAN(nn.Module):
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
 
-    def forward(self, L_scaled: torch.Tensor, ab_scaled: torch.Tensor) -> torch.Tensor:  # noqa: N803
+    def forward(self, L_scaled: torch.Tensor, ab_scaled: torch.Tensor) -> torch.Tensor:
         """``(B, 1, H, W)``, ``(B, 2, H, W)`` -> ``(B, 1, H', W')`` patch logits (14x14 for 64x64)."""
         x = torch.cat([L_scaled, ab_scaled.to(L_scaled.dtype)], dim=1)  # (B, 3, H, W)
         return self.layers(x)

@@ -21,7 +21,7 @@ saved afterwards (``predictors.nets.save_net``) records it as its default.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 from torch import nn
 
 from ..abbins import DEFAULT_BIN_SIZE, DEFAULT_TEMPERATURE, decode_scaled, gamut_bins

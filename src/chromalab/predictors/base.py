@@ -22,7 +22,7 @@ class Predictor:
     #: largest batch worth feeding at once
     batch_size: int = 256
 
-    def predict_ab(self, L: np.ndarray) -> np.ndarray:  # noqa: N803
+    def predict_ab(self, L: np.ndarray) -> np.ndarray:
         L = np.asarray(L, dtype=np.float32)
         if L.ndim != 4 or L.shape[1] != 1:
             raise ValueError(f"{self.name}: L must be (N, 1, H, W), got {L.shape}")
@@ -31,7 +31,7 @@ class Predictor:
             raise RuntimeError(f"{self.name}: predicted ab has shape {ab.shape}, expected {(L.shape[0], 2, *L.shape[2:])}")
         return ab
 
-    def _predict(self, L: np.ndarray) -> np.ndarray:  # noqa: N803
+    def _predict(self, L: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def describe(self) -> dict:

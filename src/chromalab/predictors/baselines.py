@@ -13,7 +13,7 @@ class GrayPredictor(Predictor):
     name = "gray"
     input_size = None
 
-    def _predict(self, L):  # noqa: N803
+    def _predict(self, L):
         return np.zeros((L.shape[0], 2, *L.shape[2:]), dtype=np.float32)
 
 
@@ -26,7 +26,7 @@ class MeanAbPredictor(Predictor):
     def __init__(self, mean_ab):
         self.mean_ab_ = np.asarray(mean_ab, dtype=np.float32).reshape(2)
 
-    def _predict(self, L):  # noqa: N803
+    def _predict(self, L):
         out = np.empty((L.shape[0], 2, *L.shape[2:]), dtype=np.float32)
         out[:, 0] = self.mean_ab_[0]
         out[:, 1] = self.mean_ab_[1]

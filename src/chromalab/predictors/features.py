@@ -72,7 +72,7 @@ def resize_batch(x: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     (torch ``interpolate``, ``align_corners=False``).
     """
     import torch
-    import torch.nn.functional as F  # noqa: N812
+    import torch.nn.functional as F
 
     hw = (size, size) if isinstance(size, int) else tuple(size)
     x = np.asarray(x, dtype=np.float32)
@@ -85,14 +85,14 @@ def resize_batch(x: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     return out.numpy()
 
 
-def soft_binned(L: np.ndarray, grid: int, bins: int) -> np.ndarray:  # noqa: N803
+def soft_binned(L: np.ndarray, grid: int, bins: int) -> np.ndarray:
     """Per-cell soft histograms of L. ``(N, 1, S, S)`` -> ``(N, grid*grid*bins)`` float32.
 
     Pixel value v gives weight ``max(0, 1 - |v - c_j| / w)`` to level ``c_j`` (``bins`` levels
     from 0 to L_MAX, spacing ``w``); the weights sum to 1 per pixel and are averaged per cell.
     ``S`` must be a multiple of ``grid``.
     """
-    L = np.asarray(L, dtype=np.float32)  # noqa: N806
+    L = np.asarray(L, dtype=np.float32)
     n, _, s, _ = L.shape
     if s % grid:
         raise ValueError(f"image size {s} is not a multiple of grid {grid}")
@@ -138,12 +138,12 @@ class LFeatures:
         if not hasattr(self, "mean_"):
             raise ModelError("LFeatures is not fitted yet: call fit(L) before transform(L)")
 
-    def _raw(self, L: np.ndarray, batch: int = 2048) -> np.ndarray:  # noqa: N803
+    def _raw(self, L: np.ndarray, batch: int = 2048) -> np.ndarray:
         """Unscaled features, ``(N, F)`` float32, computed in batches."""
         n = len(L)
         parts = []
         for s in range(0, n, batch):
-            Lb = np.asarray(L[s : s + batch], dtype=np.float32)  # noqa: N806
+            Lb = np.asarray(L[s : s + batch], dtype=np.float32)
             flat = Lb.reshape(len(Lb), -1)
             cols = []
             for b in self.blocks:
@@ -157,9 +157,9 @@ class LFeatures:
             parts.append(np.concatenate(cols, axis=1) if len(cols) > 1 else cols[0])
         return np.concatenate(parts, axis=0).astype(np.float32, copy=False)
 
-    def fit(self, L: np.ndarray) -> LFeatures:  # noqa: N803
+    def fit(self, L: np.ndarray) -> LFeatures:
         """L ``(N, 1, S, S)`` (train) -> self."""
-        L = np.asarray(L)  # noqa: N806
+        L = np.asarray(L)
         if L.ndim != 4 or L.shape[1] != 1 or L.shape[2] != L.shape[3]:
             raise ValueError(f"L must be (N, 1, S, S), got {L.shape}")
         if self.scale not in ("feature", "global"):
@@ -169,7 +169,7 @@ class LFeatures:
         if "pca" in self.blocks:
             self.pca_ = PCA(self.n_components, solver=self.pca_solver, random_state=self.random_state)
             self.pca_.fit(L.reshape(len(L), -1))
-        F = self._raw(L)  # noqa: N806
+        F = self._raw(L)
         mean = F.mean(axis=0, dtype=np.float64)
         if self.scale == "feature":
             sd = F.std(axis=0, dtype=np.float64)
@@ -198,18 +198,18 @@ class LFeatures:
                 out.append(self.grid * self.grid * self.bins)
         return out
 
-    def transform(self, L: np.ndarray) -> np.ndarray:  # noqa: N803
+    def transform(self, L: np.ndarray) -> np.ndarray:
         """L ``(N, 1, S, S)`` at the fitted size -> features ``(N, F)`` float32."""
         self._check_fitted()
-        L = np.asarray(L)  # noqa: N806
+        L = np.asarray(L)
         if L.ndim != 4 or L.shape[1] != 1 or L.shape[2:] != (self.size_, self.size_):
             raise ValueError(f"L must be (N, 1, {self.size_}, {self.size_}), got {L.shape}")
-        F = self._raw(L)  # noqa: N806
+        F = self._raw(L)
         F -= self.mean_
         F /= self.scale_
         return F
 
-    def fit_transform(self, L: np.ndarray) -> np.ndarray:  # noqa: N803
+    def fit_transform(self, L: np.ndarray) -> np.ndarray:
         return self.fit(L).transform(L)
 
     # ---- state (no pickle) ----

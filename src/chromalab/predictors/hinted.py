@@ -30,10 +30,10 @@ class SimulatedHints(Predictor):
         self.batch_size = pred.batch_size
         self._gen = torch.Generator().manual_seed(self.seed)
 
-    def _predict(self, L: np.ndarray) -> np.ndarray:  # noqa: N803
+    def _predict(self, L: np.ndarray) -> np.ndarray:
         return self.pred.predict_controls(L)  # type: ignore[attr-defined]
 
-    def predict_ab_oracle(self, L: np.ndarray, ab: np.ndarray) -> np.ndarray:  # noqa: N803
+    def predict_ab_oracle(self, L: np.ndarray, ab: np.ndarray) -> np.ndarray:
         """L ``(N, 1, H, W)``, true ab ``(N, 2, H, W)`` (Lab units) -> ab predicted with N simulated hints."""
         if self.n == 0:
             return self.pred.predict_ab(L)

@@ -60,20 +60,20 @@ class LinearGD:
         self.progress = progress
 
     @staticmethod
-    def _check_xy(X, Y=None):  # noqa: N803
-        X = np.asarray(X, dtype=np.float32)  # noqa: N806
+    def _check_xy(X, Y=None):
+        X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2:
             raise ValueError(f"X must be (N, D), got {X.shape}")
         if Y is None:
             return X, None
-        Y = np.asarray(Y, dtype=np.float32)  # noqa: N806
+        Y = np.asarray(Y, dtype=np.float32)
         if Y.ndim == 1:
-            Y = Y[:, None]  # noqa: N806
+            Y = Y[:, None]
         if Y.ndim != 2 or len(Y) != len(X):
             raise ValueError(f"Y must be (N, K) with N = {len(X)}, got {Y.shape}")
         return X, Y
 
-    def _lipschitz(self, X, gen) -> float:  # noqa: N803
+    def _lipschitz(self, X, gen) -> float:
         """Largest eigenvalue of [X 1]^T [X 1] / n (power iteration on up to 16,384 rows) + alpha."""
         import torch
 
@@ -103,22 +103,22 @@ class LinearGD:
             lam = lam_new
         return lam
 
-    def fit(self, X, Y, X_val=None, Y_val=None) -> LinearGD:  # noqa: N803
+    def fit(self, X, Y, X_val=None, Y_val=None) -> LinearGD:
         """X ``(N, D)``, Y ``(N, K)`` (optionally a validation pair for early stopping) -> self."""
 
-        X, Y = self._check_xy(X, Y)  # noqa: N806
+        X, Y = self._check_xy(X, Y)
         bs = len(X) if not self.batch_size else min(int(self.batch_size), len(X))
         with torch_threads(1 if bs * X.shape[1] * Y.shape[1] < 2**25 else None):
             return self._fit(X, Y, X_val, Y_val)
 
-    def _fit(self, X, Y, X_val, Y_val) -> LinearGD:  # noqa: N803
+    def _fit(self, X, Y, X_val, Y_val) -> LinearGD:
         import torch
 
         if self.schedule not in ("cosine", "constant"):
             raise ModelError(f"LinearGD: schedule must be 'cosine' or 'constant', got {self.schedule!r}")
         use_val = X_val is not None and Y_val is not None and self.patience > 0
         if use_val:
-            X_val, Y_val = self._check_xy(X_val, Y_val)  # noqa: N806
+            X_val, Y_val = self._check_xy(X_val, Y_val)
         t0 = time.perf_counter()
         gen = np.random.default_rng(self.random_state)
         n, d = X.shape
@@ -126,18 +126,18 @@ class LinearGD:
         # GD runs on centred inputs (same objective, W unchanged, b shifted): this decouples
         # the intercept from W and keeps the Hessian as well conditioned as the covariance.
         x_mean = X.mean(axis=0, dtype=np.float64).astype(np.float32)
-        X = X - x_mean  # noqa: N806
+        X = X - x_mean
         if use_val:
-            X_val = X_val - x_mean  # noqa: N806
+            X_val = X_val - x_mean
         self.lipschitz_ = self._lipschitz(X, gen)
         self.lr_ = float(self.lr) if self.lr else 1.0 / self.lipschitz_
         bs = n if not self.batch_size else min(int(self.batch_size), n)
         steps_per_epoch = -(-n // bs)
         total_steps = steps_per_epoch * max(1, int(self.max_epochs))
         xt, yt = torch.from_numpy(X), torch.from_numpy(Y)
-        W = torch.zeros(d, k, dtype=torch.float32)  # noqa: N806
+        W = torch.zeros(d, k, dtype=torch.float32)
         b = torch.from_numpy(Y.mean(axis=0))  # start at the mean prediction
-        vW, vb = torch.zeros_like(W), torch.zeros_like(b)  # noqa: N806
+        vW, vb = torch.zeros_like(W), torch.zeros_like(b)
         mu, alpha = float(self.momentum), float(self.alpha)
         self.loss_history_, self.val_history_ = [], []
         best = (np.inf, W.clone(), b.clone(), 0)
@@ -160,9 +160,9 @@ class LinearGD:
                         xb, yb = xt[idx], yt[idx]
                     r = xb @ W + b - yb  # (B, K) residual
                     sse += float((r * r).sum())
-                    gW = xb.T @ r / len(xb)  # noqa: N806
+                    gW = xb.T @ r / len(xb)
                     if alpha:
-                        gW += alpha * W  # noqa: N806
+                        gW += alpha * W
                     gb = r.mean(dim=0)
                     lr = self.lr_
                     if self.schedule == "cosine":
@@ -188,7 +188,7 @@ class LinearGD:
                     break
         self.n_epochs_ = len(self.loss_history_)
         if use_val and best[3] > 0:
-            W, b, self.best_epoch_ = best[1], best[2], best[3]  # noqa: N806
+            W, b, self.best_epoch_ = best[1], best[2], best[3]
         else:
             self.best_epoch_ = self.n_epochs_
         self.coef_ = W.numpy().copy()
@@ -202,20 +202,20 @@ class LinearGD:
         if not hasattr(self, "coef_"):
             raise ModelError("LinearGD is not fitted yet: call fit(X, Y) before predict(X)")
 
-    def predict(self, X) -> np.ndarray:  # noqa: N803
+    def predict(self, X) -> np.ndarray:
         """X ``(N, D)`` -> ``(N, K)`` float32."""
         self._check_fitted()
-        X, _ = self._check_xy(X)  # noqa: N806
+        X, _ = self._check_xy(X)
         if X.shape[1] != self.coef_.shape[0]:
             raise ValueError(f"X must have {self.coef_.shape[0]} features, got {X.shape[1]}")
         return X @ self.coef_ + self.intercept_
 
-    def mse(self, X, Y) -> float:  # noqa: N803
+    def mse(self, X, Y) -> float:
         """Mean squared error over samples and outputs (float64 sums)."""
         import torch
 
         self._check_fitted()
-        X, Y = self._check_xy(X, Y)  # noqa: N806
+        X, Y = self._check_xy(X, Y)
         return _mse_t(X, Y, torch.from_numpy(self.coef_), torch.from_numpy(self.intercept_))
 
     def get_state(self, prefix: str = "linear.") -> tuple[dict[str, np.ndarray], dict]:
@@ -244,7 +244,7 @@ class LinearGD:
         return m
 
 
-def _mse_t(X, Y, W, b, batch: int = 8192) -> float:  # noqa: N803
+def _mse_t(X, Y, W, b, batch: int = 8192) -> float:
     import torch
 
     n, k = Y.shape
@@ -256,28 +256,28 @@ def _mse_t(X, Y, W, b, batch: int = 8192) -> float:  # noqa: N803
     return tot / (n * k)
 
 
-def closed_form(X, Y, alpha: float = 0.0) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
+def closed_form(X, Y, alpha: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """The exact minimizer of the same objective: ``(W (D, K), b (K,))``, float64.
 
     ``alpha = 0``: ``numpy.linalg.lstsq`` on ``[X 1]``. ``alpha > 0``: ridge normal equations
     on the centred data, ``(Xc^T Xc / N + alpha I) W = Xc^T Yc / N`` (b unpenalized).
     """
-    X = np.asarray(X, dtype=np.float64)  # noqa: N806
-    Y = np.asarray(Y, dtype=np.float64)  # noqa: N806
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
     if Y.ndim == 1:
-        Y = Y[:, None]  # noqa: N806
+        Y = Y[:, None]
     n = len(X)
     if alpha == 0:
         with single_threaded():
             sol = np.linalg.lstsq(np.hstack([X, np.ones((n, 1))]), Y, rcond=None)[0]
         return sol[:-1], sol[-1]
     xm, ym = X.mean(axis=0), Y.mean(axis=0)
-    Xc = X - xm  # noqa: N806
-    G = Xc.T @ Xc / n  # noqa: N806
+    Xc = X - xm
+    G = Xc.T @ Xc / n
     G[np.diag_indices_from(G)] += alpha
-    R = Xc.T @ (Y - ym) / n  # noqa: N806
+    R = Xc.T @ (Y - ym) / n
     with single_threaded():
-        W = np.linalg.solve(G, R)  # noqa: N806
+        W = np.linalg.solve(G, R)
     return W, ym - xm @ W
 
 
@@ -300,10 +300,10 @@ class LinearColorizer(Predictor):
         self.input_size = features.size_
         self.meta = dict(meta or {})
 
-    def _predict(self, L):  # noqa: N803
+    def _predict(self, L):
         h, w = L.shape[2:]
         s = self.input_size
-        Ls = resize_batch(L, s)  # noqa: N806
+        Ls = resize_batch(L, s)
         z = self.model.predict(self.features.transform(Ls))
         ab = self.ab_pca.inverse_transform(z).reshape(len(L), 2, s, s)
         return resize_batch(ab, (h, w))

@@ -66,7 +66,7 @@ class NetPredictor(Predictor):
     def stride(self) -> int:
         return required_multiple(self.net)
 
-    def _predict(self, L: np.ndarray) -> np.ndarray:  # noqa: N803
+    def _predict(self, L: np.ndarray) -> np.ndarray:
         n, _, h, w = L.shape
         m = self.stride
         ph, pw = (-h) % m, (-w) % m
@@ -131,10 +131,10 @@ class ColorNetPredictor(NetPredictor):
     def takes_hints(self) -> bool:
         return bool(self.net.hints)
 
-    def _predict(self, L: np.ndarray) -> np.ndarray:  # noqa: N803
+    def _predict(self, L: np.ndarray) -> np.ndarray:
         return self.predict_controls(L)
 
-    def predict_controls(self, L: np.ndarray, hints: np.ndarray | None = None,  # noqa: N803
+    def predict_controls(self, L: np.ndarray, hints: np.ndarray | None = None,
                          vividness: float | None = None) -> np.ndarray:
         """L ``(N, 1, H, W)`` Lab units; hints ``(N, 3, H, W)`` = scaled hint a, b and the 0/1 mask
         (:mod:`chromalab.hints`; None: no hints); vividness (None: the default) -> ab ``(N, 2, H, W)``.
@@ -142,7 +142,7 @@ class ColorNetPredictor(NetPredictor):
         if hints is not None and not self.takes_hints:
             raise SettingError(f"{self.name}: this model takes no colour hints")
         v = self.vividness if vividness is None else check_vividness(vividness, self.name)
-        L = np.asarray(L, dtype=np.float32)  # noqa: N806
+        L = np.asarray(L, dtype=np.float32)
         n, _, h, w = L.shape
         m = self.stride
         ph, pw = (-h) % m, (-w) % m

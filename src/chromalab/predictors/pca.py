@@ -66,10 +66,10 @@ class PCA:
         if int(self.n_components) < 1:
             raise ModelError(f"PCA: n_components must be >= 1, got {self.n_components}")
 
-    def fit(self, X: np.ndarray) -> PCA:  # noqa: N803
+    def fit(self, X: np.ndarray) -> PCA:
         """X ``(N, D)`` (an array or a memmap) -> self."""
         self._check_params()
-        X = np.asarray(X) if not isinstance(X, np.memmap) else X  # noqa: N806
+        X = np.asarray(X) if not isinstance(X, np.memmap) else X
         if X.ndim != 2:
             raise ValueError(f"PCA: X must be (N, D), got shape {X.shape}")
         n, d = X.shape
@@ -90,7 +90,7 @@ class PCA:
         solver = self.solver if self.solver in ("covariance", "randomized") else "randomized"
         return self._fit_batches(batches, solver, progress)
 
-    def _fit_full(self, X: np.ndarray) -> PCA:  # noqa: N803
+    def _fit_full(self, X: np.ndarray) -> PCA:
         n, d = X.shape
         if n < 2:
             raise ModelError(f"PCA: need at least 2 samples, got {n}")
@@ -164,10 +164,10 @@ class PCA:
         if not hasattr(self, "components_"):
             raise ModelError("PCA is not fitted yet: call fit(X) before transform / inverse_transform")
 
-    def transform(self, X: np.ndarray, k: int | None = None) -> np.ndarray:  # noqa: N803
+    def transform(self, X: np.ndarray, k: int | None = None) -> np.ndarray:
         """X ``(N, D)`` -> coefficients ``(N, K)`` float32 (the first ``k`` only if given)."""
         self._check_fitted()
-        X = np.asarray(X)  # noqa: N806
+        X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.n_features_:
             raise ValueError(f"PCA: X must be (N, {self.n_features_}), got {X.shape}")
         comps = self.components_[: k or self.n_components_]
@@ -176,16 +176,16 @@ class PCA:
             out[s : s + self.batch_rows] = (np.asarray(X[s : s + self.batch_rows], np.float32) - self.mean_) @ comps.T
         return out
 
-    def inverse_transform(self, Z: np.ndarray, k: int | None = None) -> np.ndarray:  # noqa: N803
+    def inverse_transform(self, Z: np.ndarray, k: int | None = None) -> np.ndarray:
         """Coefficients ``(N, K')`` -> rows ``(N, D)`` float32, from the first ``k`` (default K')."""
         self._check_fitted()
-        Z = np.asarray(Z, dtype=np.float32)  # noqa: N806
+        Z = np.asarray(Z, dtype=np.float32)
         if Z.ndim != 2 or Z.shape[1] > self.n_components_:
             raise ValueError(f"PCA: Z must be (N, <= {self.n_components_}), got {Z.shape}")
         kk = min(k or Z.shape[1], Z.shape[1])
         return Z[:, :kk] @ self.components_[:kk] + self.mean_
 
-    def fit_transform(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+    def fit_transform(self, X: np.ndarray) -> np.ndarray:
         return self.fit(X).transform(X)
 
     # ---- state (no pickle) ----
@@ -283,7 +283,7 @@ class PCACeiling(Predictor):
         self.input_size = int(size)
         self.name = name
 
-    def predict_ab_oracle(self, L: np.ndarray, ab_true: np.ndarray) -> np.ndarray:  # noqa: N803
+    def predict_ab_oracle(self, L: np.ndarray, ab_true: np.ndarray) -> np.ndarray:
         """L ``(N, 1, H, W)`` and the true ab ``(N, 2, H, W)`` -> the reconstructed ab ``(N, 2, H, W)``."""
         from .features import resize_batch
 
@@ -295,7 +295,7 @@ class PCACeiling(Predictor):
         rec = self.pca.inverse_transform(self.pca.transform(ab_flat(small))).reshape(small.shape)
         return resize_batch(rec, (h, w))
 
-    def _predict(self, L):  # noqa: N803
+    def _predict(self, L):
         raise ModelError(f"{self.name} is an evaluation-only reference: it needs the true colours "
                          "(use it with `chromalab evaluate`, not to colorize)")
 
@@ -355,7 +355,7 @@ def build_pca_ceiling(ctx) -> PCACeiling:
 
 
 # ---- figures ----------------------------------------------------------------------------
-def save_reconstruction_figure(pca: PCA, L: np.ndarray, ab: np.ndarray, path: str | os.PathLike,  # noqa: N803
+def save_reconstruction_figure(pca: PCA, L: np.ndarray, ab: np.ndarray, path: str | os.PathLike,
                                ks=(50, 150, 300, 600), title: str | None = None) -> Path:
     """Originals (L + true ab) next to their reconstructions from the first K ab components.
 
@@ -369,7 +369,7 @@ def save_reconstruction_figure(pca: PCA, L: np.ndarray, ab: np.ndarray, path: st
     from ..color import compose_rgb_uint8
     from .features import resize_batch
 
-    L = np.asarray(L, dtype=np.float32)  # noqa: N806
+    L = np.asarray(L, dtype=np.float32)
     ab = np.asarray(ab, dtype=np.float32)
     kmax = pca.n_components_
     ks = sorted({k for k in ks if k < kmax} | {kmax})

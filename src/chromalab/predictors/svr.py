@@ -28,16 +28,16 @@ from .features import LFeatures, load_state, resize_batch, save_state
 from .pca import PCA
 
 
-def rbf_kernel(X: np.ndarray, Y: np.ndarray, gamma: float) -> np.ndarray:  # noqa: N803
+def rbf_kernel(X: np.ndarray, Y: np.ndarray, gamma: float) -> np.ndarray:
     """``exp(-gamma * ||x - y||^2)`` for all pairs: ``(n, D)`` x ``(m, D)`` -> ``(n, m)`` float64."""
     from sklearn.metrics.pairwise import rbf_kernel as _rbf
 
     return _rbf(np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64), gamma=float(gamma))
 
 
-def resolve_gamma(gamma, X: np.ndarray) -> float:  # noqa: N803
+def resolve_gamma(gamma, X: np.ndarray) -> float:
     """sklearn's rules: ``'scale'`` = 1 / (D * var(X)), ``'auto'`` = 1 / D, or a number."""
-    X = np.asarray(X, dtype=np.float64)  # noqa: N806
+    X = np.asarray(X, dtype=np.float64)
     if gamma == "scale":
         var = float(X.var())
         return 1.0 / (X.shape[1] * var) if var > 0 else 1.0
@@ -62,7 +62,7 @@ class MultiOutputSVR:
     ``kernel_seconds_``, ``fit_seconds_``.
     """
 
-    def __init__(self, C: float = 1.0, epsilon: float = 0.1, gamma="scale", tol: float = 1e-3,  # noqa: N803
+    def __init__(self, C: float = 1.0, epsilon: float = 0.1, gamma="scale", tol: float = 1e-3,
                  cache_size: float = 200, max_iter: int = -1, n_jobs: int = -1, progress: bool = False):
         self.C = C
         self.epsilon = epsilon
@@ -73,7 +73,7 @@ class MultiOutputSVR:
         self.n_jobs = n_jobs
         self.progress = progress
 
-    def _one(self, K: np.ndarray, y: np.ndarray):  # noqa: N803
+    def _one(self, K: np.ndarray, y: np.ndarray):
         from sklearn.svm import SVR
 
         m = SVR(kernel="precomputed", C=self.C, epsilon=self.epsilon, tol=self.tol, cache_size=self.cache_size,
@@ -81,20 +81,20 @@ class MultiOutputSVR:
         m.fit(K, y)
         return m.support_, m.dual_coef_[0], float(m.intercept_[0])
 
-    def fit(self, X, Y) -> MultiOutputSVR:  # noqa: N803
+    def fit(self, X, Y) -> MultiOutputSVR:
         """X ``(N, D)``, Y ``(N, K)`` -> self."""
         from joblib import Parallel, delayed
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        X = np.asarray(X, dtype=np.float64)  # noqa: N806
-        Y = np.asarray(Y, dtype=np.float64)  # noqa: N806
+        X = np.asarray(X, dtype=np.float64)
+        Y = np.asarray(Y, dtype=np.float64)
         if Y.ndim == 1:
-            Y = Y[:, None]  # noqa: N806
+            Y = Y[:, None]
         if X.ndim != 2 or Y.ndim != 2 or len(X) != len(Y):
             raise ValueError(f"X must be (N, D) and Y (N, K) with the same N, got {X.shape} and {Y.shape}")
         t0 = time.perf_counter()
         self.gamma_ = resolve_gamma(self.gamma, X)
-        K = rbf_kernel(X, X, self.gamma_)  # noqa: N806  (N, N), shared by every output
+        K = rbf_kernel(X, X, self.gamma_)  # (N, N), shared by every output
         self.kernel_seconds_ = time.perf_counter() - t0
         n, k = Y.shape
         jobs = self.n_jobs if self.n_jobs and self.n_jobs > 0 else (os.cpu_count() or 1)
@@ -126,10 +126,10 @@ class MultiOutputSVR:
         if not hasattr(self, "dual_coef_"):
             raise ModelError("MultiOutputSVR is not fitted yet: call fit(X, Y) before predict(X)")
 
-    def predict(self, X, batch: int = 4096) -> np.ndarray:  # noqa: N803
+    def predict(self, X, batch: int = 4096) -> np.ndarray:
         """X ``(n, D)`` -> ``(n, K)`` float64: one kernel against the support vectors for all outputs."""
         self._check_fitted()
-        X = np.asarray(X, dtype=np.float64)  # noqa: N806
+        X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.support_vectors_.shape[1]:
             raise ValueError(f"X must be (n, {self.support_vectors_.shape[1]}), got {X.shape}")
         out = np.empty((len(X), len(self.intercept_)), dtype=np.float64)
@@ -168,8 +168,8 @@ class TargetScaler:
     def __init__(self, mode: str = "global"):
         self.mode = mode
 
-    def fit(self, Y) -> TargetScaler:  # noqa: N803
-        Y = np.asarray(Y, dtype=np.float64)  # noqa: N806
+    def fit(self, Y) -> TargetScaler:
+        Y = np.asarray(Y, dtype=np.float64)
         if self.mode not in ("output", "global", "none"):
             raise ModelError(f"target scaling must be 'output', 'global' or 'none', got {self.mode!r}")
         self.mean_ = Y.mean(axis=0) if self.mode != "none" else np.zeros(Y.shape[1])
@@ -182,10 +182,10 @@ class TargetScaler:
             self.scale_ = np.ones(Y.shape[1])
         return self
 
-    def transform(self, Y):  # noqa: N803
+    def transform(self, Y):
         return (np.asarray(Y, dtype=np.float64) - self.mean_) / self.scale_
 
-    def inverse_transform(self, Z):  # noqa: N803
+    def inverse_transform(self, Z):
         return np.asarray(Z, dtype=np.float64) * self.scale_ + self.mean_
 
 
@@ -207,11 +207,11 @@ class SVRColorizer(Predictor):
         self.input_size = input_size
         self.meta = dict(meta or {})
 
-    def predict_coefficients(self, L_small: np.ndarray) -> np.ndarray:  # noqa: N803
+    def predict_coefficients(self, L_small: np.ndarray) -> np.ndarray:
         """L at the model size ``(N, 1, s, s)`` -> ab-PCA coefficients ``(N, K)``."""
         return self.scaler.inverse_transform(self.svr.predict(self.features.transform(L_small)))
 
-    def _predict(self, L):  # noqa: N803
+    def _predict(self, L):
         h, w = L.shape[2:]
         s = self.model_size
         z = self.predict_coefficients(resize_batch(L, s))

@@ -56,7 +56,7 @@ class ColorNetModule(RegressionModule):
         self._colors = ColorAccumulator()
         self._val_reg = np.zeros(2)  # PSNR sum of the regression head, count
 
-    def net_input_hints(self, L: torch.Tensor, ab: torch.Tensor | None) -> torch.Tensor:  # noqa: N803
+    def net_input_hints(self, L: torch.Tensor, ab: torch.Tensor | None) -> torch.Tensor:
         """Lab L (and the true ab, for simulated hints; None: no hints) -> the net's input."""
         x = self.net_input(L)
         if not self.net.hints:
@@ -69,7 +69,7 @@ class ColorNetModule(RegressionModule):
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        L, ab, label = batch  # noqa: N806
+        L, ab, label = batch
         ab_reg, logits, cls = self.net.heads(self.net_input_hints(L, ab))
         ce = self.loss_fn(logits, ab)
         reg = nn.functional.l1_loss(ab_reg.float(), scale_ab(ab).float())
@@ -89,14 +89,14 @@ class ColorNetModule(RegressionModule):
         self._colors = ColorAccumulator()
         self._val_reg[:] = 0
 
-    def val_outputs(self, L: torch.Tensor, ab: torch.Tensor):  # noqa: N803
+    def val_outputs(self, L: torch.Tensor, ab: torch.Tensor):
         ab_reg, logits, _ = self.net.heads(self.net_input_hints(L, None))
         return self.net.decode(ab_reg, logits), self.loss_fn(logits, ab), ab_reg
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        L, ab, rgb = batch  # noqa: N806
+        L, ab, rgb = batch
         pred, vloss, ab_reg = self.val_outputs(L, ab)
-        L_np, ab_true = L.float().cpu().numpy(), ab.float().cpu().numpy()  # noqa: N806
+        L_np, ab_true = L.float().cpu().numpy(), ab.float().cpu().numpy()
         ab_pred = unscale_ab(pred.float()).cpu().numpy()
         rgb_true = rgb.cpu().numpy()
         rgb_pred = compose_rgb_uint8(L_np, ab_pred)

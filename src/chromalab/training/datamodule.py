@@ -47,7 +47,7 @@ def hflip_half(batch: tuple[torch.Tensor, ...], generator: torch.Generator | Non
     ``(B, C, H, W)`` tensors (L, ab) flip their last axis; uint8 ``(B, H, W, 3)`` images their
     width axis; per-image values ``(B,)`` (class labels) stay as they are.
     """
-    L = batch[0]  # noqa: N806
+    L = batch[0]
     mask = torch.rand(L.shape[0], device="cpu", generator=generator) < 0.5
     mask = mask.to(L.device)
 

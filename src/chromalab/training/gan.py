@@ -34,7 +34,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 from torch import nn
 
 from ..color import scale_ab
@@ -133,7 +133,7 @@ class Pix2PixModule(ColorizationModule):
         return adv.detach(), l1.detach()
 
     def training_step(self, batch, batch_idx: int) -> None:
-        L, ab = batch  # noqa: N806
+        L, ab = batch
         opt_g, opt_d = self.optimizers()
         x = self.net_input(L)  # (B, 1, H, W) scaled L
         ab_real = scale_ab(ab)  # (B, 2, H, W)

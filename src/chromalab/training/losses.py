@@ -26,7 +26,7 @@ Losses:
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 from torch import nn
 
 from ..color import lab_to_rgb_torch, unscale_ab
@@ -64,7 +64,7 @@ def ssim_torch(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, win_si
     return s.flatten(1).mean(dim=1)
 
 
-def lab_to_rgb01(L: torch.Tensor, ab_scaled: torch.Tensor) -> torch.Tensor:  # noqa: N803
+def lab_to_rgb01(L: torch.Tensor, ab_scaled: torch.Tensor) -> torch.Tensor:
     """L ``(B, 1, H, W)`` Lab units + scaled ab ``(B, 2, H, W)`` -> sRGB ``(B, 3, H, W)`` in 0..1 (kornia, clipped)."""
     lab = torch.cat([L.float(), unscale_ab(ab_scaled.float())], dim=1)
     return lab_to_rgb_torch(lab, clip=True)
@@ -73,25 +73,25 @@ def lab_to_rgb01(L: torch.Tensor, ab_scaled: torch.Tensor) -> torch.Tensor:  # n
 class _Loss(nn.Module):
     """Computes in float32 with autocast off (bf16 would wreck the SSIM variances), whatever the precision."""
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor, L: torch.Tensor | None = None) -> torch.Tensor:  # noqa: N803
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, L: torch.Tensor | None = None) -> torch.Tensor:
         with torch.autocast(device_type=pred.device.type, enabled=False):
             return self.compute(pred.float(), target.float(), None if L is None else L.float())
 
-    def compute(self, p: torch.Tensor, t: torch.Tensor, L: torch.Tensor | None) -> torch.Tensor:  # noqa: N803
+    def compute(self, p: torch.Tensor, t: torch.Tensor, L: torch.Tensor | None) -> torch.Tensor:
         raise NotImplementedError
 
 
 class MSELoss(_Loss):
     """mean((pred - target)²) on scaled ab."""
 
-    def compute(self, p, t, L):  # noqa: N803
+    def compute(self, p, t, L):
         return F.mse_loss(p, t)
 
 
 class L1Loss(_Loss):
     """mean(|pred - target|) on scaled ab."""
 
-    def compute(self, p, t, L):  # noqa: N803
+    def compute(self, p, t, L):
         return F.l1_loss(p, t)
 
 
@@ -102,7 +102,7 @@ class HybridLoss(_Loss):
         super().__init__()
         self.alpha, self.beta = float(alpha), float(beta)
 
-    def compute(self, p, t, L):  # noqa: N803
+    def compute(self, p, t, L):
         return self.alpha * F.mse_loss(p, t) + self.beta * F.l1_loss(p, t)
 
 
@@ -113,7 +113,7 @@ class SSIMHybridLoss(_Loss):
         super().__init__()
         self.alpha, self.beta, self.gamma = float(alpha), float(beta), float(gamma)
 
-    def compute(self, p, t, L):  # noqa: N803
+    def compute(self, p, t, L):
         if L is None:
             raise ValueError("ssim-hybrid needs the input L to rebuild the sRGB image")
         rgb_pred = lab_to_rgb01(L, p)

@@ -45,10 +45,10 @@ class ColorizationModule(pl.LightningModule):
         self._val = np.zeros(4)  # psnr sum, ssim sum, loss sum (weighted by images), count
         self._train = np.zeros(2)  # loss sum (weighted by images), count
 
-    def forward(self, L_scaled: torch.Tensor) -> torch.Tensor:  # noqa: N803
+    def forward(self, L_scaled: torch.Tensor) -> torch.Tensor:
         return self.net(L_scaled)
 
-    def net_input(self, L: torch.Tensor) -> torch.Tensor:  # noqa: N803
+    def net_input(self, L: torch.Tensor) -> torch.Tensor:
         """Lab L ``(B, 1, H, W)`` -> the net's input (scaled, in the module's memory layout)."""
         x = scale_L(L)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
@@ -69,7 +69,7 @@ class ColorizationModule(pl.LightningModule):
     def on_validation_epoch_start(self) -> None:
         self._val[:] = 0
 
-    def val_outputs(self, L: torch.Tensor, ab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: N803
+    def val_outputs(self, L: torch.Tensor, ab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Validation batch -> (predicted scaled ab ``(B, 2, H, W)``, scalar ``val_loss``).
 
         Subclasses whose loss is not on ab (the vivid model's cross-entropy) override this.
@@ -85,7 +85,7 @@ class ColorizationModule(pl.LightningModule):
         return {}
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        L, ab, rgb = batch  # noqa: N806
+        L, ab, rgb = batch
         pred, vloss = self.val_outputs(L, ab)
         ab_pred = unscale_ab(pred.float()).cpu().numpy()
         rgb_true = rgb.cpu().numpy()
@@ -133,7 +133,7 @@ class RegressionModule(ColorizationModule):
         self.lr, self.weight_decay, self.schedule, self.warmup = lr, weight_decay, schedule, warmup
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        L, ab = batch  # noqa: N806
+        L, ab = batch
         pred = self.net(self.net_input(L))
         loss = self.loss_fn(pred, scale_ab(ab), L)
         if not torch.isfinite(loss):

@@ -92,7 +92,7 @@ class VividModule(RegressionModule):
         super().__init__(net, loss, **kwargs)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        L, ab = batch  # noqa: N806
+        L, ab = batch
         loss = self.loss_fn(self.net.logits(self.net_input(L)), ab)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss became {float(loss)} at step {self.global_step}")
@@ -100,7 +100,7 @@ class VividModule(RegressionModule):
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         return loss
 
-    def val_outputs(self, L: torch.Tensor, ab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: N803
+    def val_outputs(self, L: torch.Tensor, ab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.net.logits(self.net_input(L))
         return self.net.decode(logits), self.loss_fn(logits, ab)
 

@@ -27,18 +27,18 @@ def upsample_ab(ab: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     """ab ``(2, h, w)`` -> ``(H, W, 2)`` float32 (OpenCV bicubic, channels last)."""
     import cv2
 
-    H, W = size_hw  # noqa: N806
+    H, W = size_hw
     ab_hwc = np.ascontiguousarray(np.asarray(ab, dtype=np.float32).transpose(1, 2, 0))  # (h, w, 2)
     if ab_hwc.shape[:2] == (H, W):
         return ab_hwc
     return cv2.resize(ab_hwc, (W, H), interpolation=cv2.INTER_CUBIC)
 
 
-def lab_to_rgb_uint8(L: np.ndarray, ab_hwc: np.ndarray) -> np.ndarray:  # noqa: N803
+def lab_to_rgb_uint8(L: np.ndarray, ab_hwc: np.ndarray) -> np.ndarray:
     """L ``(H, W)`` and ab ``(H, W, 2)`` -> sRGB ``(H, W, 3)`` uint8 (scikit-image's lab2rgb, rounded)."""
     import cv2
 
-    L = np.asarray(L, dtype=np.float32)  # noqa: N806
+    L = np.asarray(L, dtype=np.float32)
     lab = cv2.merge([L, np.asarray(ab_hwc, dtype=np.float32)])  # (H, W, 3)
     b = lab[..., 2]  # a view: clip in place
     np.minimum(b, (L + np.float32(16.0)) * _B_OVER_FY, out=b)  # Z >= 0, as scikit-image clips it
@@ -46,6 +46,6 @@ def lab_to_rgb_uint8(L: np.ndarray, ab_hwc: np.ndarray) -> np.ndarray:  # noqa: 
     return cv2.convertScaleAbs(rgb, alpha=255.0)  # rounded, saturated to 0..255
 
 
-def compose_frame(L: np.ndarray, ab: np.ndarray) -> np.ndarray:  # noqa: N803
+def compose_frame(L: np.ndarray, ab: np.ndarray) -> np.ndarray:
     """Full-size L ``(H, W)`` + working-size ab ``(2, h, w)`` -> sRGB ``(H, W, 3)`` uint8."""
     return lab_to_rgb_uint8(L, upsample_ab(ab, L.shape))

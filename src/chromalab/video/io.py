@@ -401,7 +401,7 @@ class VideoWriter:
             if formats and pix_fmt not in formats:
                 pix_fmt = formats[0]
             self.pix_fmt = pix_fmt
-            W, H = size or (info.width, info.height)  # noqa: N806
+            W, H = size or (info.width, info.height)
             self.size, self.label = (W, H), label or str(info.path)
             self.pad = (0, 0)
             if pix_fmt.startswith(("yuv420", "yuvj420", "nv12", "yuv422", "yuvj422")) and (W % 2 or H % 2):

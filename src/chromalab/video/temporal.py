@@ -98,16 +98,16 @@ class TemporalStabilizer:
         self._ab: np.ndarray | None = None  # (2, h, w) float32, previous output ab
         self._hist: np.ndarray | None = None  # (HIST_BINS,) float32, previous L histogram (sums to 1)
 
-    def step(self, L: np.ndarray, ab: np.ndarray) -> np.ndarray:  # noqa: N803
+    def step(self, L: np.ndarray, ab: np.ndarray) -> np.ndarray:
         """The current frame's working-size L ``(h, w)`` and predicted ab ``(2, h, w)`` -> output ab ``(2, h, w)``."""
-        L = np.asarray(L, dtype=np.float32)  # noqa: N806
+        L = np.asarray(L, dtype=np.float32)
         ab = np.asarray(ab, dtype=np.float32)
         if L.ndim != 2 or ab.shape != (2, *L.shape):
             raise ValueError(f"expected L (h, w) and ab (2, h, w), got {L.shape} and {ab.shape}")
         if self.strength == 0.0:
             self.last = StepInfo(cut=True)
             return ab
-        L8 = np.clip(L * np.float32(255.0 / L_MAX) + np.float32(0.5), 0, 255).astype(np.uint8)  # noqa: N806
+        L8 = np.clip(L * np.float32(255.0 / L_MAX) + np.float32(0.5), 0, 255).astype(np.uint8)
         hist = np.bincount(L8.ravel() >> 3, minlength=HIST_BINS).astype(np.float32) / np.float32(L8.size)
         prev_ok = self._L8 is not None and self._L8.shape == L8.shape
         if not prev_ok:
@@ -133,7 +133,7 @@ class TemporalStabilizer:
         return out
 
     # -- internals ---------------------------------------------------------------------------------
-    def _remember(self, L8, L, ab, hist) -> None:  # noqa: N803
+    def _remember(self, L8, L, ab, hist) -> None:
         self._L8, self._L, self._ab, self._hist = L8, L, ab, hist
 
     def _flow(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -150,7 +150,7 @@ class TemporalStabilizer:
             self._dis = dis
         return self._dis.calc(a, b, None)
 
-    def _warp_history(self, L8: np.ndarray, L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
+    def _warp_history(self, L8: np.ndarray, L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Previous output ab warped to the current frame ``(2, h, w)``, and its confidence ``(h, w)`` in 0..1."""
         import cv2
 
@@ -173,7 +173,7 @@ class TemporalStabilizer:
 
         ab_hwc = np.ascontiguousarray(self._ab.transpose(1, 2, 0))  # (h, w, 2)
         warped_ab = warp(ab_hwc).transpose(2, 0, 1)  # (2, h, w)
-        warped_L = warp(self._L)  # noqa: N806  (h, w)
+        warped_L = warp(self._L)  # (h, w)
         fb = back + warp(fwd)  # (h, w, 2): ~0 where the two flows agree
         fb_err2 = fb[..., 0] ** 2 + fb[..., 1] ** 2
         resid = (L - L.mean()) - (warped_L - warped_L.mean())

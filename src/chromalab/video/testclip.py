@@ -126,7 +126,7 @@ def render_clip(width: int = 96, height: int = 64, n_frames: int = 36, *, photos
                                   borderMode=cv2.BORDER_REFLECT)
             lab = rgb_uint8_to_lab_fast(view)  # (H, W, 3)
             gain = 1.0 + exposure * float(rng.standard_normal())
-            L = lab[..., 0] * np.float32(gain) + _film_grain(rng, (height, width), grain)  # noqa: N806
+            L = lab[..., 0] * np.float32(gain) + _film_grain(rng, (height, width), grain)
             g = np.clip(np.searchsorted(lut, L), 0, 255).astype(np.uint8)  # nearest level at or above L
             gray[t] = g
             truth[t] = lab_planes_to_rgb_uint8_fast(lut[g], lab[..., 1], lab[..., 2])
