@@ -47,6 +47,7 @@ def parse_color(color) -> tuple[float, float]:
     in Lab units. Raises :class:`SettingError` naming the colour."""
     from PIL import ImageColor
 
+    rgb: tuple[int, ...]
     if isinstance(color, str):
         try:
             rgb = ImageColor.getrgb(color.strip())[:3]

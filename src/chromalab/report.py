@@ -11,6 +11,7 @@ import html
 import json
 import math
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -219,7 +220,7 @@ def publish(results: dict, out: Path, docs: Path, figures: dict[str, str]) -> li
     return [docs / "RESULTS.md", docs / "results.json", *(docs / v for v in figs.values())]
 
 
-def _meta_lines(meta: dict, rows: list[dict] = ()) -> list[str]:
+def _meta_lines(meta: dict, rows: Sequence[dict] = ()) -> list[str]:
     src = meta["data_source"]
     ss = meta["split_sizes"]
     reused = meta.get("reused_runs") or []

@@ -43,6 +43,8 @@ class VividNet(nn.Module):
     ``(B, 2, H, W)``.
     """
 
+    centres: torch.Tensor  # (Q, 2) Lab units: a buffer, registered in __init__
+
     def __init__(self, width: int = 16, depth: int = 3, residual: bool = False, bin_size: int = DEFAULT_BIN_SIZE,
                  temperature: float = DEFAULT_TEMPERATURE, n_bins: int | None = None, out_stride: int = 2):
         super().__init__()

@@ -97,6 +97,8 @@ class NetPredictor(Predictor):
 class VividPredictor(NetPredictor):
     """A :class:`~chromalab.nets.VividNet` as a predictor; ``temperature`` sets T of the annealed mean."""
 
+    net: VividNet
+
     @property
     def temperature(self) -> float:
         return float(self.net.temperature)
@@ -118,6 +120,8 @@ class ColorNetPredictor(NetPredictor):
     ``vividness`` (0 = most accurate .. 1 = most colourful) is the default decoding; a hint net
     also takes colour points through :meth:`predict_controls`.
     """
+
+    net: ColorNet
 
     @property
     def vividness(self) -> float:

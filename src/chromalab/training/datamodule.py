@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..data.cache import NATIVE_SIZE, SplitData, load_prepared
+from ..data.cache import NATIVE_SIZE, Prepared, SplitData, load_prepared
 
 
 class LabDataset(Dataset):
@@ -86,19 +86,23 @@ class ColorDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.progress = progress
         self.labels = labels
-        self.prep = None
+        self.prep: Prepared | None = None
 
     def prepare_data(self) -> None:
         load_prepared(self.data, progress=self.progress)  # builds the cache once (rank 0)
 
     def setup(self, stage: str | None = None) -> None:
+        self.prepared()
+
+    def prepared(self) -> Prepared:
+        """The prepared cache, loaded on first use."""
         if self.prep is None:
             self.prep = load_prepared(self.data, progress=False)
+        return self.prep
 
     def split(self, name: str) -> SplitData:
-        self.setup()
         limit = {"train": self.train_limit, "val": self.val_limit, "test": self.test_limit}[name]
-        return self.prep.split(name, size=self.size, limit=limit)
+        return self.prepared().split(name, size=self.size, limit=limit)
 
     def _loader(self, ds: Dataset, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
         return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
@@ -111,7 +115,7 @@ class ColorDataModule(pl.LightningDataModule):
             from ..data.labels import labels_for
             from ..data.source import Source
 
-            labels, _ = labels_for(Source(self.prep.source["path"]), split.names)
+            labels, _ = labels_for(Source(self.prepared().source["path"]), split.names)
         ds = LabDataset(split, labels=labels)
         drop = len(ds) >= self.batch_size  # a single short batch is still better than none
         return self._loader(ds, self.batch_size, shuffle=True, drop_last=drop)

@@ -73,7 +73,7 @@ class _LinearTail:
         return 1.0 if step < half else max(0.0, (self.total - step) / max(1.0, self.total - half))
 
 
-class Pix2PixModule(ColorizationModule):
+class Pix2PixModule(ColorizationModule[nn.Module]):
     """Generator ``net`` (scaled L -> scaled ab) trained against the discriminator ``disc``.
 
     Args:
@@ -93,7 +93,7 @@ class Pix2PixModule(ColorizationModule):
             raise ValueError(f"unknown pix2pix schedule {schedule!r} (constant, linear)")
         self.disc = disc
         if channels_last:
-            disc.to(memory_format=torch.channels_last)
+            disc.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # see ColorizationModule
         self.automatic_optimization = False
         self.gan_lambda, self.lr, self.beta1, self.schedule = float(gan_lambda), float(lr), float(beta1), schedule
         self._gan = np.zeros(3)  # d_loss sum, g_loss (adversarial) sum, both weighted by images; count
@@ -134,14 +134,17 @@ class Pix2PixModule(ColorizationModule):
 
     def training_step(self, batch, batch_idx: int) -> None:
         L, ab = batch
-        opt_g, opt_d = self.optimizers()
+        opts = self.optimizers()
+        if not isinstance(opts, list):  # configure_optimizers gives two: G's and D's
+            raise TypeError(f"pix2pix expects two optimizers, got {opts!r}")
+        opt_g, opt_d = opts
         x = self.net_input(L)  # (B, 1, H, W) scaled L
         ab_real = scale_ab(ab)  # (B, 2, H, W)
         ab_fake = self.net(x)  # (B, 2, H, W), with G's graph: detached by the D step, used by the G step
         d_loss = self.d_step(x, ab_real, ab_fake, opt_d)
         g_adv, l1 = self.g_step(x, ab_real, ab_fake, opt_g)
         if self.schedule != "constant":
-            for s in self.lr_schedulers():
+            for s in self._schedulers():
                 s.step()
         for name, v in (("d_loss", d_loss), ("g_loss", g_adv), ("l1", l1)):
             if not torch.isfinite(v):
@@ -153,6 +156,13 @@ class Pix2PixModule(ColorizationModule):
         self._window += (float(d_loss) * n, float(g_adv) * n, n)
         self.log_dict({"d_loss": d_loss, "g_loss": g_adv, "train_loss": l1}, prog_bar=True, on_step=True,
                       on_epoch=False)
+
+    def _schedulers(self) -> list[torch.optim.lr_scheduler.LRScheduler]:
+        """The two LambdaLR of :meth:`configure_optimizers` (G's, D's) when the schedule is not constant."""
+        scheds = self.lr_schedulers()
+        if not isinstance(scheds, list):
+            raise TypeError(f"pix2pix expects two lr schedulers, got {scheds!r}")
+        return [s for s in scheds if isinstance(s, torch.optim.lr_scheduler.LRScheduler)]
 
     # ---- bookkeeping ---------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:

@@ -15,6 +15,7 @@ metrics and the run folder stay the same.
 from __future__ import annotations
 
 import math
+from typing import Generic, TypeVar
 
 import lightning.pytorch as pl
 import numpy as np
@@ -24,8 +25,11 @@ from torch import nn
 from ..color import compose_rgb_uint8, scale_ab, scale_L, unscale_ab
 from ..metrics import psnr_per_image, ssim_per_image
 
+NetT = TypeVar("NetT", bound=nn.Module)
+"""The type of a module's ``net`` (``RegressionModule[VividNet]``: ``self.net`` is a VividNet)."""
 
-class ColorizationModule(pl.LightningModule):
+
+class ColorizationModule(pl.LightningModule, Generic[NetT]):
     """Base: ``net`` maps scaled L ``(B, 1, H, W)`` to scaled ab ``(B, 2, H, W)``.
 
     Args:
@@ -35,13 +39,14 @@ class ColorizationModule(pl.LightningModule):
             with oneDNN on CPU, and on tensor cores); the numbers are the same.
     """
 
-    def __init__(self, net: nn.Module, val_loss: nn.Module | None = None, channels_last: bool = False):
+    def __init__(self, net: NetT, val_loss: nn.Module | None = None, channels_last: bool = False):
         super().__init__()
         self.net = net
         self.val_loss_fn = val_loss
         self.channels_last = channels_last
         if channels_last:  # before the strategy moves / wraps the net (DDP keeps views of the parameters)
-            net.to(memory_format=torch.channels_last)
+            # torch's stubs omit the memory_format keyword of Module.to, which torch accepts
+            net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self._val = np.zeros(4)  # psnr sum, ssim sum, loss sum (weighted by images), count
         self._train = np.zeros(2)  # loss sum (weighted by images), count
 
@@ -110,7 +115,7 @@ class ColorizationModule(pl.LightningModule):
         return self.trainer.strategy.reduce(t, reduce_op="sum").cpu().numpy()
 
 
-class RegressionModule(ColorizationModule):
+class RegressionModule(ColorizationModule[NetT]):
     """A net trained on one regression loss.
 
     Args:
@@ -124,7 +129,7 @@ class RegressionModule(ColorizationModule):
         channels_last: see :class:`ColorizationModule`.
     """
 
-    def __init__(self, net: nn.Module, loss: nn.Module, lr: float = 2e-3, weight_decay: float = 1e-4,
+    def __init__(self, net: NetT, loss: nn.Module, lr: float = 2e-3, weight_decay: float = 1e-4,
                  schedule: str = "onecycle", warmup: float = 0.15, channels_last: bool = False):
         super().__init__(net, val_loss=loss, channels_last=channels_last)
         if schedule not in ("onecycle", "cosine", "constant"):

@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import ChromalabError
 
@@ -62,6 +62,9 @@ RESUME_FREE = frozenset({"num_threads", "num_workers", "test_limit", "data", "ch
 """Config keys --resume may change; the rest would change the schedule or the data mid-run."""
 TRACE_POINTS_PER_EPOCH = 50
 """GAN runs: about this many points per epoch of the D / G losses in loss.png."""
+Precision = Literal[64, 32, 16, "64", "32", "16", "bf16", "64-true", "32-true", "16-true", "16-mixed", "bf16-true",
+                    "bf16-mixed", "transformer-engine", "transformer-engine-float16"]
+"""The values of Lightning's ``Trainer(precision=...)``; passed straight through (Lightning checks them)."""
 METRIC_COLUMNS = ("epoch", "progress", "step", "images", "train_loss", "val_loss", "val_psnr", "val_ssim", "lr",
                   "train_seconds", "session")
 """metrics.csv: one row per validation (``progress`` = epochs done, fractional when val runs several
@@ -132,7 +135,7 @@ class NetConfig:
     accelerator: str = "auto"
     devices: Any = "auto"
     strategy: str = "auto"
-    precision: str = "32-true"
+    precision: Precision = "32-true"
 
     def arch_kwargs(self) -> dict:
         return {k: getattr(self, k) for k in ARCH_KWARGS[self.arch]}
@@ -714,9 +717,6 @@ def _fit(cfg: NetConfig, out: Path, resume: bool, progress: bool, log, extra_cal
     callbacks = [recorder, best_cb, last_cb, *extra_callbacks]
     if progress:
         callbacks.append(RichProgressBar(leave=False))
-    kw = {}
-    if cfg.limit_train_batches is not None:
-        kw["limit_train_batches"] = cfg.limit_train_batches
     strategy = cfg.strategy
     if cfg.arch == "pix2pix" and strategy == "ddp":
         # each of the two steps leaves the other network without gradients, which plain DDP rejects
@@ -725,7 +725,8 @@ def _fit(cfg: NetConfig, out: Path, resume: bool, progress: bool, log, extra_cal
         default_root_dir=out, max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=_devices(cfg.devices),
         strategy=strategy, precision=cfg.precision, callbacks=callbacks, logger=False,
         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
-        log_every_n_steps=10, val_check_interval=cfg.val_check_interval, **kw,
+        log_every_n_steps=10, val_check_interval=cfg.val_check_interval,
+        limit_train_batches=cfg.limit_train_batches,  # None: Lightning's default (every batch)
     )
     n_params = sum(p.numel() for p in net.parameters())
     disc = getattr(module, "disc", None)
@@ -752,7 +753,7 @@ def _fit(cfg: NetConfig, out: Path, resume: bool, progress: bool, log, extra_cal
                     meta={"arch": cfg.net_arch(), "arch_kwargs": getattr(net, "arch_kwargs", cfg.arch_kwargs()),
                           "loss": cfg.loss, "family": cfg.arch})
     test = evaluate_split(pred, dm.split("test"), progress=progress)
-    test = {"name": out.name, "model": pred.describe(), "source": str(dm.prep.source["path"]), **test}
+    test = {"name": out.name, "model": pred.describe(), "source": str(dm.prepared().source["path"]), **test}
     (out / "test.json").write_text(json.dumps(test, indent=2))
     info = {
         "kind": "net", "arch": cfg.arch, "loss": cfg.loss, "preset": cfg.preset, **train_info,

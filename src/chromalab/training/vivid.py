@@ -40,6 +40,7 @@ from ..abbins import (
 )
 from ..data.cache import SplitData
 from ..errors import ChromalabError
+from ..nets import VividNet
 from .module import RegressionModule
 
 PRIOR_FILE = "prior.json"
@@ -55,6 +56,10 @@ class RebalancedCELoss(nn.Module):
     on a CPU than that of ``logsumexp``), gathered at the k target bins. The look-up table and the weights are buffers (they follow the module to
     its device) that are not saved in checkpoints.
     """
+
+    lut_idx: torch.Tensor  # the buffers registered in __init__
+    lut_w: torch.Tensor
+    class_weights: torch.Tensor
 
     def __init__(self, centres, class_weights, k: int = DEFAULT_NEIGHBOURS, sigma: float = DEFAULT_SIGMA):
         super().__init__()
@@ -79,14 +84,14 @@ class RebalancedCELoss(nn.Module):
             return (self.class_weights[idx[:, 0]] * ce).mean()
 
 
-class VividModule(RegressionModule):
+class VividModule(RegressionModule[VividNet]):
     """A :class:`~chromalab.nets.VividNet` trained on :class:`RebalancedCELoss`.
 
     The optimizer and schedule are the regression nets' (AdamW, OneCycle); ``val_loss`` is the
     same weighted cross-entropy on the validation images; PSNR / SSIM are on the decoded ab.
     """
 
-    def __init__(self, net: nn.Module, class_weights, k: int = DEFAULT_NEIGHBOURS, sigma: float = DEFAULT_SIGMA,
+    def __init__(self, net: VividNet, class_weights, k: int = DEFAULT_NEIGHBOURS, sigma: float = DEFAULT_SIGMA,
                  **kwargs):
         loss = RebalancedCELoss(net.centres, class_weights, k=k, sigma=sigma)
         super().__init__(net, loss, **kwargs)
