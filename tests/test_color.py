@@ -1,6 +1,9 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from skimage.color import lab2rgb, rgb2lab
 
 from chromalab import color
@@ -32,6 +35,15 @@ def test_lab_rgb_round_trip_uint8_exact(rgb_u8):
     back = color.compose_rgb_uint8(L, ab)
     assert back.dtype == np.uint8
     np.testing.assert_array_equal(back, rgb_u8)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(arrays(np.uint8, st.tuples(st.integers(1, 3), st.integers(1, 8), st.integers(1, 8), st.just(3))))
+def test_lab_rgb_round_trip_is_exact_for_any_image(rgb):
+    """Property: every uint8 image survives RGB -> Lab -> (L, ab) -> RGB unchanged (it holds for all 2**24
+    colours; hypothesis tries shapes and the extremes)."""
+    L, ab = color.lab_channels_first(color.rgb_uint8_to_lab_fast(rgb))
+    np.testing.assert_array_equal(color.compose_rgb_uint8(L, ab), rgb)
 
 
 def test_known_values():

@@ -12,6 +12,8 @@ import sys
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from skimage.color import rgb2lab
 
@@ -50,7 +52,7 @@ def test_parse_color_forms():
     assert parse_color("#f00") == pytest.approx(parse_color("red"))
     a, b = parse_color("#3070c0")
     assert b < -30 and abs(a) < 15  # a blue: negative b
-    for bad in ("#12345", "blurple", "", (256, 0, 0), (1, 2), "rgb(1,2)", None, True):
+    for bad in ("#12345", "blurple", "", (256, 0, 0), (1, 2), "rgb(1,2)", None, True, "rgb(300, 0, 0)"):
         with pytest.raises(SettingError, match="not a colour"):
             parse_color(bad)
 
@@ -64,6 +66,7 @@ def test_parse_hints_checks_every_point():
         "not a colour": [(1, 1, "nope")],
         "missing color": [{"x": 1, "y": 1}],
         "x must be a number": [("a", 1, "red")],
+        "y must be a number": [(1, 10**400, "red")],  # Python (and JSON) ints have no limit
         f"more than the limit of {MAX_HINTS}": [(1, 1, "red")] * (MAX_HINTS + 1),
     }
     for msg, hints in cases.items():
@@ -72,6 +75,33 @@ def test_parse_hints_checks_every_point():
     assert parse_hint_arg("12,3.5,rgb(1, 2, 3)") == {"x": 12.0, "y": 3.5, "color": "rgb(1, 2, 3)"}
     with pytest.raises(SettingError, match="expected X,Y,COLOR"):
         parse_hint_arg("12;3;red")
+
+
+# user input as it comes from JSON, a hints file or Python: anything, nested
+_COLOURS = st.one_of(st.text(max_size=20), st.sampled_from(["red", "#3070c0", "rgb(1, 2, 3)", "rgb(300, 0, 0)",
+                                                            "hsl(120, 50%, 50%)", "#", "rgb(1,2)"]),
+                     st.from_regex(r"\A(rgb|hsl|hsv)\([-0-9.e%, ]{0,20}\)\Z"))
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.integers(-(10**400), 10**400),
+                     st.floats(allow_nan=True, allow_infinity=True), _COLOURS, st.binary(max_size=4))
+_VALUES = st.recursive(_SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.tuples(inner, inner, inner),
+    st.dictionaries(st.sampled_from(["x", "y", "color", "z"]), inner, max_size=4)), max_leaves=10)
+_HINTS = st.one_of(_VALUES, st.lists(st.one_of(
+    st.tuples(st.integers(0, 40), st.integers(0, 40), _COLOURS), st.tuples(_SCALARS, _SCALARS, _VALUES),
+    st.fixed_dictionaries({"x": _SCALARS, "y": _SCALARS, "color": _VALUES}), _VALUES), max_size=5))
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(_HINTS, st.integers(1, 64), st.integers(1, 64))
+def test_parse_hints_raises_only_setting_error(hints, width, height):
+    """Property: whatever the user gives, parse_hints returns checked points or raises SettingError."""
+    try:
+        points = parse_hints(hints, width, height)
+    except SettingError:
+        return
+    for x, y, a, b in points:
+        assert 0 <= x < width and 0 <= y < height and all(math.isfinite(v) for v in (a, b))
 
 
 def test_api_hints_and_vividness(tiny_colornet, photo_file):

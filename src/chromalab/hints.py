@@ -15,6 +15,8 @@ No torch here: the ONNX fast path of ``chromalab colorize`` never imports it.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .color import AB_SCALE, rgb_uint8_to_lab_fast
@@ -51,6 +53,8 @@ def parse_color(color) -> tuple[float, float]:
     if isinstance(color, str):
         try:
             rgb = ImageColor.getrgb(color.strip())[:3]
+            if not all(0 <= c <= 255 for c in rgb):  # Pillow passes rgb(300, 0, 0) through unclamped
+                raise ValueError(color)
         except ValueError:
             raise SettingError(f"colour {color!r} is not a colour (give #rrggbb or a CSS colour name such as "
                                f"'skyblue')") from None
@@ -65,9 +69,16 @@ def parse_color(color) -> tuple[float, float]:
 
 
 def _coordinate(v, what: str, i: int) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
         raise SettingError(f"hint {i + 1}: {what} must be a number, got {v!r}")
-    return float(v)
+    try:
+        f = float(v)
+    except OverflowError:  # a Python int beyond the float range
+        raise SettingError(f"hint {i + 1}: {what} must be a number, got an integer of {int(v).bit_length()} "
+                           f"bits") from None
+    if not math.isfinite(f):
+        raise SettingError(f"hint {i + 1}: {what} must be a number, got {v!r}")
+    return f
 
 
 def parse_hints(hints, width: int, height: int) -> list[tuple[float, float, float, float]]:
