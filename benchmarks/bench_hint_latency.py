@@ -222,7 +222,7 @@ def main() -> None:
             load_avg = None
         print(json.dumps({
             "benchmark": "hint_latency",
-            "model": args.model,
+            "model": os.path.basename(args.model),  # a name: no path of this machine in the docs
             "image": f"{args.width}x{args.height} JPEG, {len(data) / 1024:.0f} KB",
             "uploads": len(uploads),
             "points": points,

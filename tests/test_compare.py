@@ -1,5 +1,6 @@
 import csv
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -66,6 +67,10 @@ def test_compare_table_matches_evaluate(tiny_zip, tmp_path):
     # --publish: the same report in a docs folder, figures linked from figures/
     published = json.loads((docs / "results.json").read_text())
     assert published["rows"] == results["rows"]
+    # ... without this machine's paths: the data as its file name (the output folder keeps the full path)
+    assert published["meta"]["data_source"]["path"] == tiny_zip.name
+    local = Path(again["meta"]["data_source"]["path"])
+    assert local.is_absolute() and local.name == tiny_zip.name
     md = (docs / "RESULTS.md").read_text()
     assert "](figures/examples.png)" in md and (docs / "figures" / "examples.png").exists()
     assert "reused" in md and "cnn-mse" in md

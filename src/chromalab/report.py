@@ -206,7 +206,9 @@ def write_tables(results: dict, out: Path, figures: dict[str, str]) -> None:
 
 def publish(results: dict, out: Path, docs: Path, figures: dict[str, str]) -> list[Path]:
     """Copy the report into a documentation folder: ``RESULTS.md``, ``results.json`` and the
-    figures under ``figures/`` (links rewritten). Nothing is retyped: the same generated text."""
+    figures under ``figures/`` (links rewritten). Nothing is retyped: the same generated text, except
+    that paths of this machine are written as file names (:func:`portable`)."""
+    results = portable(results)
     docs = Path(docs)
     (docs / "figures").mkdir(parents=True, exist_ok=True)
     figs = {}
@@ -218,6 +220,15 @@ def publish(results: dict, out: Path, docs: Path, figures: dict[str, str]) -> li
     (docs / "RESULTS.md").write_text(markdown(results, figs))
     (docs / "results.json").write_text(json.dumps(results, indent=2))
     return [docs / "RESULTS.md", docs / "results.json", *(docs / v for v in figs.values())]
+
+
+def portable(results: dict) -> dict:
+    """``results`` for a tracked folder: the data path and the absolute paths in the command written as
+    their file names (a path of the machine that ran the comparison means nothing elsewhere)."""
+    meta = results["meta"]
+    command = " ".join(Path(w).name if Path(w).is_absolute() else w for w in str(meta["command"]).split(" "))
+    src = {**meta["data_source"], "path": Path(meta["data_source"]["path"]).name}
+    return {**results, "meta": {**meta, "command": command, "data_source": src}}
 
 
 def _meta_lines(meta: dict, rows: Sequence[dict] = ()) -> list[str]:
