@@ -38,7 +38,7 @@ from chromalab.images import display_name
 from chromalab.inference import colorize_cli, read_provenance
 
 from .test_colorize_cli import can_refuse, run_cli  # noqa: F401 - can_refuse is a fixture
-from .test_images import _chunk, encode, exif_rotated_jpeg, photo, png_header_only
+from .test_images import encode, exif_rotated_jpeg, photo, png_chunk, png_header_only
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -78,7 +78,7 @@ def _bytes(data: bytes) -> Callable[[Path], None]:
 
 def _png(w: int, h: int, depth: int = 8) -> bytes:
     ihdr = struct.pack(">IIBBBBB", w, h, depth, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"\0" * 16)) + _chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(b"\0" * 16)) + png_chunk(b"IEND", b"")
 
 
 def _jpeg_with_size(w: int, h: int) -> bytes:

@@ -42,7 +42,7 @@ def encode(im: Image.Image, fmt: str, **kw) -> bytes:
     return buf.getvalue()
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
+def png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
@@ -50,7 +50,7 @@ def png_header_only(w: int, h: int) -> bytes:
     """A PNG that *declares* w x h RGB pixels but holds almost no data (a few dozen bytes)."""
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
     idat = zlib.compress(b"\x00" * 16)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
 
 
 def exif_rotated_jpeg(arr: np.ndarray, orientation: int = 6) -> bytes:
@@ -276,7 +276,7 @@ def test_display_name_is_one_printable_line():
 def test_header_tells_what_an_unidentified_file_is(tmp_path):
     def ihdr_png(w, h):
         ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-        return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IEND", b"")
+        return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IEND", b"")
 
     cases = {
         "zero-width.png": (ihdr_png(0, 10), "has no pixels (0x10 in its PNG header)"),

@@ -329,10 +329,10 @@ def test_side_by_side_says_photos_only(folder, tmp_path, tiny, capsys):
 def test_progress_bar_shows_frames_fps_and_eta():
     from rich.console import Console
 
-    from chromalab.video.pipeline import _bar
+    from chromalab.video.pipeline import progress_bar
 
     con = Console(record=True, width=160, force_terminal=False)
-    bar, report = _bar("in/film [1] {x}.mp4", N, console=con)
+    bar, report = progress_bar("in/film [1] {x}.mp4", N, console=con)
     report(6, N)
     con.print(bar.make_tasks_table(bar.tasks))
     text = con.export_text()

@@ -105,7 +105,7 @@ def check_output(dst: str | os.PathLike, codec: str | None, crf: int | None) -> 
     return fmt, enc
 
 
-def _bar(label: str, total: int, console=None):
+def progress_bar(label: str, total: int, console=None):
     """A rich progress bar (on stderr, or ``console``): frames, fps, elapsed, ETA -> (bar, report)."""
     from rich.console import Console
     from rich.progress import (
@@ -204,7 +204,7 @@ def colorize_video_file(src: str | os.PathLike, dst: str | os.PathLike, colorize
     bar = None
     try:
         if progress is True:
-            bar, report = _bar(label, info.n_frames)
+            bar, report = progress_bar(label, info.n_frames)
             bar.start()
         else:
             report = progress if callable(progress) else None
