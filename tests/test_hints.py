@@ -175,7 +175,9 @@ def test_guided_hints_move_the_colour_on_a_real_photo():
     (within 30 degrees) and L stays the input's."""
     from skimage import data
 
-    col = chromalab.inference.get_colorizer("guided")
+    from chromalab.inference import get_colorizer
+
+    col = get_colorizer("guided")
     if not col.takes_hints:
         pytest.skip("the bundled guided model takes no hints in this build")
     rgb = data.astronaut()  # 512 x 512

@@ -86,6 +86,8 @@ class ColorNet(nn.Module):
     class logits ``(B, K)``.
     """
 
+    centres: torch.Tensor  # (Q, 2) Lab units: a buffer, registered in __init__
+
     def __init__(self, width: int = 16, depth: int = 4, n_classes: int = 200, hints: bool = True,
                  bin_size: int = DEFAULT_BIN_SIZE, n_bins: int | None = None, out_stride: int = 2,
                  vividness: float = 0.5, t_blend: float = 0.5, t_vivid: float = 0.2):
