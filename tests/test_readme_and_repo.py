@@ -68,8 +68,10 @@ def test_provenance_notes_live_in_docs_without_machine_paths():
     tracked = git("ls-files").stdout.splitlines()
     assert not [f for f in tracked if f.startswith("configs/")]  # the root configs/ folder is gone
     notes = sorted((ROOT / "docs" / "provenance").glob("*.yaml"))
-    assert [p.name for p in notes] == ["default_model.yaml", "vivid_model.yaml"]
-    for p in [*notes, ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+    assert [p.name for p in notes] == ["regression_model.yaml", "vivid_model.yaml"]
+    assert (ROOT / "docs" / "provenance" / "default_model.md").is_file()  # the default ColorNet's note
+    for p in [*notes, ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
+              *sorted((ROOT / "docs" / "provenance").glob("*.md"))]:
         text = p.read_text()
         assert not [m for m in MACHINE_PATHS if m in text], p
         assert "`configs/default_model.yaml`" not in text and "`configs/vivid_model.yaml`" not in text, p
