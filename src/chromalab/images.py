@@ -25,7 +25,7 @@ import os
 import stat
 import struct
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -392,8 +392,10 @@ def is_image_name(p: Path) -> bool:
 
 
 def iter_folder_images(folder: Path, exclude=None,
-                       on_error: Callable[[OSError], None] | None = None) -> Iterator[Path]:
-    """Image files under ``folder``, recursively, sorted, as paths under ``folder``.
+                       on_error: Callable[[OSError], None] | None = None,
+                       suffixes: Iterable[str] | None = None) -> Iterator[Path]:
+    """Image files under ``folder``, recursively, sorted, as paths under ``folder``
+    (``suffixes``: the lower-case file suffixes to take; default :data:`IMAGE_SUFFIXES`).
 
     Hidden files and folders (names starting with ``.``, e.g. macOS ``._photo.jpg``) are
     skipped; symbolic links to folders are not followed (no loops); folders are never
@@ -407,17 +409,15 @@ def iter_folder_images(folder: Path, exclude=None,
     elif isinstance(exclude, (str, os.PathLike)):
         exclude = [exclude]
     excl = {os.path.realpath(e) for e in exclude}
+    wanted = set(IMAGE_SUFFIXES if suffixes is None else suffixes)
     for root, dirs, files in os.walk(folder, followlinks=False, onerror=on_error):
         if os.path.realpath(root) in excl:
             dirs[:] = []
             continue
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for f in sorted(files):
-            if f.startswith("."):
-                continue
-            p = Path(root) / f
-            if is_image_name(p):
-                yield p
+            if not f.startswith(".") and Path(f).suffix.lower() in wanted:
+                yield Path(root) / f
 
 
 def iter_image_files(paths) -> Iterator[Path]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ChromalabError
-from ..images import IMAGE_SUFFIXES, display_name
+from ..images import IMAGE_SUFFIXES, display_name, iter_folder_images
 
 COLOR_SUFFIX = "_color"
 COMPARE_SUFFIX = "_compare"
@@ -56,21 +56,8 @@ def iter_folder_media(folder: Path, exclude=None, on_error=None):
     """Photos and videos under ``folder``, recursively, sorted (the rules of
     :func:`~chromalab.images.iter_folder_images`: hidden names and ``exclude`` skipped, links to
     folders not followed, unlistable folders passed to ``on_error``)."""
-    folder = Path(folder)
-    if exclude is None:
-        exclude = []
-    elif isinstance(exclude, (str, os.PathLike)):
-        exclude = [exclude]
-    excl = {os.path.realpath(e) for e in exclude}
     wanted = set(IMAGE_SUFFIXES) | set(_video_suffixes())
-    for root, dirs, files in os.walk(folder, followlinks=False, onerror=on_error):
-        if os.path.realpath(root) in excl:
-            dirs[:] = []
-            continue
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for f in sorted(files):
-            if not f.startswith(".") and Path(f).suffix.lower() in wanted:
-                yield Path(root) / f
+    yield from iter_folder_images(folder, exclude=exclude, on_error=on_error, suffixes=wanted)
 
 
 def output_file(output: str | os.PathLike, paths: Sequence[str | os.PathLike]) -> Path | None:

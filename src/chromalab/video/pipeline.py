@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import VideoError
+from ..inference.atomic import _umask_mode
 from .frames import VideoColorizer, batch_for, check_hints_fit, make_colorizer
 from .io import (
     DEFAULT_PIX_FMT,
@@ -270,20 +271,6 @@ def _opencv_single_thread():
             _CV_USERS[0] -= 1
             if _CV_USERS[0] == 0:
                 cv2.setNumThreads(_CV_USERS[1])
-
-
-def _umask_mode() -> int:
-    """The mode a plain ``open(..., "w")`` would give a new file (mkstemp gives 0600)."""
-    try:  # read it without setting it: os.umask is process-wide, so racy with other threads
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 # ---- the three threads ---------------------------------------------------------------------------------
