@@ -426,17 +426,19 @@ def test_weights_file_exported_once_then_loaded_without_the_predictor(unet_file,
     def no_loading(*a, **k):
         raise AssertionError("the predictor should not be loaded when the ONNX file is cached")
 
-    monkeypatch.setattr(registry, "load_predictor", no_loading)
-    second = Colorizer(str(unet_file))
-    assert second.predictor is None and second.backend == "onnx" and second.stride == 4 and second.work_size == 64
-    assert len(list(Path(os.environ["CHROMALAB_CACHE"]).glob("onnx/*-opt-*.onnx"))) == 1  # optimized graph kept
-    again = Colorizer(str(unet_file))  # from the optimized graph
-    assert again.predictor is None
+    with monkeypatch.context() as m:  # only this patch is undone below, not the test's isolated cache
+        m.setattr(registry, "load_predictor", no_loading)
+        second = Colorizer(str(unet_file))
+        assert second.predictor is None and second.backend == "onnx" and second.stride == 4
+        assert second.work_size == 64
+        assert len(list(Path(os.environ["CHROMALAB_CACHE"]).glob("onnx/*-opt-*.onnx"))) == 1  # optimized graph kept
+        again = Colorizer(str(unet_file))  # from the optimized graph
+        assert again.predictor is None
     im = Image.fromarray(photo(90, 120))
     np.testing.assert_array_equal(np.asarray(first.colorize_image(im)), np.asarray(second.colorize_image(im)))
     np.testing.assert_array_equal(np.asarray(again.colorize_image(im)), np.asarray(second.colorize_image(im)))
-    # other weights -> another cache entry, not the stale one
-    monkeypatch.undo()
+    # other weights -> another cache entry, not the stale one (in this test's own cache: a monkeypatch.undo()
+    # here used to undo the isolated $CHROMALAB_CACHE too, so the user cache of an earlier run answered)
     from chromalab.predictors.nets import build_net, save_net
 
     torch.manual_seed(1)
@@ -446,11 +448,8 @@ def test_weights_file_exported_once_then_loaded_without_the_predictor(unet_file,
             p.add_(0.25)  # certainly not the fixture's weights, whatever the global RNG did
     save_net(unet_file, other, {"name": "small"})
     third = Colorizer(str(unet_file))
-    # (once seen failing in a full CI run and never alone: the details say which cached file matched)
     assert third.model_sha256 != first.model_sha256
-    assert third.predictor is not None, (first.model_sha256, third.model_sha256, third.backend,
-                                         sorted(p.name for p in Path(os.environ["CHROMALAB_CACHE"]).rglob("*")),
-                                         sorted(p.name for p in unet_file.parent.iterdir()))
+    assert third.predictor is not None
     assert not np.array_equal(np.asarray(third.colorize_image(im)), np.asarray(second.colorize_image(im)))
 
 
