@@ -12,7 +12,7 @@ Public API::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = ["colorize", "colorize_video", "load_model", "__version__"]
 

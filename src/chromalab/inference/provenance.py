@@ -8,6 +8,7 @@ import os
 import struct
 from pathlib import Path
 
+from ..version import __version__
 from .onnx_cache import _sha256_file, weights_file_for
 
 PROVENANCE_KEY = "chromalab"
@@ -16,8 +17,6 @@ PROVENANCE_KEY = "chromalab"
 
 def provenance_text(record: dict) -> dict[str, str]:
     """The PNG text entries for an output made as ``record`` says (see :meth:`Colorizer.provenance`)."""
-    from .. import __version__
-
     return {PROVENANCE_KEY: json.dumps(record, sort_keys=True, separators=(",", ":")),
             "Software": f"chromalab {__version__}"}
 
