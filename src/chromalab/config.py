@@ -12,9 +12,9 @@ key came from, then validated once with :func:`build`; every problem is one line
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ChromalabError
 
@@ -23,6 +23,12 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 YAML_SUFFIXES = (".yaml", ".yml")
 
 M = TypeVar("M", bound="ConfigModel")
+
+PosInt = Annotated[int, Field(ge=1)]
+Limit = Annotated[int, Field(ge=1)] | None
+"""An image count: a positive integer, or None for every image of the split."""
+PosNum = Annotated[float, Field(gt=0)]
+NonNeg = Annotated[float, Field(ge=0)]
 
 
 class ConfigModel(BaseModel):

@@ -15,7 +15,19 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from ..config import ConfigModel, build, find_preset, is_yaml_path, merge, read_yaml, write_yaml
+from ..config import (
+    ConfigModel,
+    Limit,
+    NonNeg,
+    PosInt,
+    PosNum,
+    build,
+    find_preset,
+    is_yaml_path,
+    merge,
+    read_yaml,
+    write_yaml,
+)
 from ..errors import ChromalabError
 
 NET_FAMILIES = ("cnn", "unet", "pix2pix", "vivid", "colornet")
@@ -37,11 +49,6 @@ Precision = Literal[64, 32, 16, "64", "32", "16", "bf16", "64-true", "32-true", 
                     "bf16-mixed", "transformer-engine", "transformer-engine-float16"]
 """The values of Lightning's ``Trainer(precision=...)``."""
 RUN_CONFIG_HEAD = "resolved config of this run (chromalab train); --resume reads it back"
-
-PosInt = Annotated[int, Field(ge=1)]
-Limit = Annotated[int, Field(ge=1)] | None  # None: every image of the split
-PosNum = Annotated[float, Field(gt=0)]
-NonNeg = Annotated[float, Field(ge=0)]
 
 
 class NetConfig(ConfigModel):
