@@ -86,11 +86,9 @@ def test_accumulator_keys_and_delta_cf(pair):
     acc = metrics.MetricAccumulator()
     acc.update(gt, pred, ab + 1, ab)
     m = acc.compute()
-    from chromalab.evaluate import METRIC_KEYS
+    from chromalab.results import METRIC_KEYS
 
-    for k in ("psnr", "ssim", "mse", "l1", "mse_rgb", "l1_rgb", "r2", "cf", "delta_cf", "auc", "auc_rb",
-              "cool_recall"):
-        assert k in m and k in METRIC_KEYS
+    assert set(m) == {*METRIC_KEYS, "cf_true"}  # every metric a table shows, and only those
     # ab off by (1, 1) everywhere: every pixel's error is √2, within the thresholds 2..150
     assert m["auc"] == pytest.approx(149 / 151) and m["auc_rb"] == pytest.approx(149 / 151)
     assert m["mse"] == pytest.approx(1.0)
@@ -169,3 +167,12 @@ def test_cool_recall_edges():
     acc = metrics.ColorAccumulator()
     acc.update(_ab([_polar(40, 40)]), _ab([_polar(40, 40)]))
     assert math.isnan(acc.compute()["cool_recall"])
+
+
+def test_format_value():
+    from chromalab.results import MISSING, ROW_KEYS, format_value
+
+    assert format_value("psnr", 23.5812) == "23.58" and format_value("ssim", 0.93604) == "0.9360"
+    assert format_value("cool_recall", 0.326) == "0.3260" and format_value("train_images", 488320) == "488,320"
+    assert format_value("r2", None) == format_value("psnr", float("nan")) == MISSING
+    assert len(set(ROW_KEYS)) == len(ROW_KEYS)

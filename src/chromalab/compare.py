@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from .errors import ChromalabError
+from .results import ROW_KEYS
 
 
 @dataclass(frozen=True)
@@ -68,9 +69,6 @@ STUDY_ROWS: list[dict] = [
     {"name": "study: best U-Net (quoted)", "psnr": 21.59, "quoted": True},
 ]
 
-ROW_KEYS = ("psnr", "ssim", "mse", "l1", "mse_rgb", "l1_rgb", "r2", "cf", "delta_cf", "auc", "auc_rb",
-            "cool_recall", "train_seconds", "train_images", "images_per_second")
-"""The columns of every table (results.md / .csv / .json / index.html), in order."""
 
 
 @dataclass

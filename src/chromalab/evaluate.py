@@ -13,9 +13,7 @@ from .data.cache import NATIVE_SIZE, SplitData
 from .errors import ChromalabError, DataError
 from .metrics import MetricAccumulator
 from .predictors.base import Predictor
-
-METRIC_KEYS = ("psnr", "ssim", "mse", "l1", "mse_rgb", "l1_rgb", "r2", "cf", "delta_cf", "auc", "auc_rb",
-               "cool_recall")
+from .results import METRIC_KEYS, SHORT_HEADINGS, format_value
 
 
 def _progress(enabled: bool, label: str):
@@ -139,24 +137,9 @@ def format_table(rows: list[dict], title: str | None = None):
 
     t = Table(title=title)
     t.add_column("model")
-    heads = {
-        "psnr": "PSNR dB ↑", "ssim": "SSIM ↑", "mse": "MSE ab ↓", "l1": "L1 ab ↓",
-        "mse_rgb": "MSE rgb ↓", "l1_rgb": "L1 rgb ↓", "r2": "R² ↑", "cf": "CF", "delta_cf": "ΔCF ↓",
-        "auc": "AuC ↑", "auc_rb": "AuC rebal ↑", "cool_recall": "cool recall ↑",
-    }
     for k in METRIC_KEYS:
-        t.add_column(heads[k], justify="right")
+        t.add_column(SHORT_HEADINGS[k], justify="right")
     t.add_column("images", justify="right")
     for r in rows:
-        cells = []
-        for k in METRIC_KEYS:
-            v = r.get(k)
-            cells.append("—" if v is None or (isinstance(v, float) and np.isnan(v)) else _fmt(k, v))
-        t.add_row(r.get("name", "?"), *cells, str(r.get("count", "")))
+        t.add_row(r.get("name", "?"), *(format_value(k, r.get(k)) for k in METRIC_KEYS), str(r.get("count", "")))
     return t
-
-
-def _fmt(k: str, v: float) -> str:
-    if k in ("ssim", "r2", "mse_rgb", "l1_rgb", "auc", "auc_rb", "cool_recall"):
-        return f"{v:.4f}"
-    return f"{v:.2f}"

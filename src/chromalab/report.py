@@ -16,25 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .compare import ROW_KEYS
+from .results import HEADINGS, ROW_KEYS, format_value
 
-HEADERS = {
-    "psnr": "PSNR (dB, sRGB) ↑", "ssim": "SSIM (sRGB) ↑", "mse": "MSE (ab, Lab²) ↓", "l1": "L1 (ab, Lab) ↓",
-    "mse_rgb": "MSE (sRGB 0..1) ↓", "l1_rgb": "L1 (sRGB 0..1) ↓", "r2": "R² (ab) ↑", "cf": "CF",
-    "delta_cf": "ΔCF ↓", "auc": "AuC ↑", "auc_rb": "AuC rebal ↑", "cool_recall": "cool recall ↑",
-    "train_seconds": "train s", "train_images": "images seen", "images_per_second": "predict img/s",
-}
 N_EXAMPLES = 8
-
-
-def _fmt(k: str, v) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "—"
-    if k in ("ssim", "r2", "mse_rgb", "l1_rgb", "auc", "auc_rb", "cool_recall"):
-        return f"{v:.4f}"
-    if k in ("train_seconds", "train_images", "images_per_second"):
-        return f"{v:,.0f}"
-    return f"{v:.2f}"
 
 
 def _label(r: dict) -> str:
@@ -170,7 +154,7 @@ def _bars(path: Path, rows: list[dict]) -> None:
         colors = ["#999999" if r["family"] == "reference" else "#3b75af" for r in rows]
         ax.bar(range(len(rows)), vals, color=colors)
         if gray and gray.get(key) is not None and not math.isnan(gray[key]):
-            ax.axhline(gray[key], color="crimson", lw=1.2, ls="--", label=f"gray = {_fmt(key, gray[key])}")
+            ax.axhline(gray[key], color="crimson", lw=1.2, ls="--", label=f"gray = {format_value(key, gray[key])}")
             ax.legend(fontsize=8)
         finite = [v for v in vals if not math.isnan(v)]
         if finite:
@@ -243,12 +227,12 @@ def _meta_lines(meta: dict, rows: Sequence[dict] = ()) -> list[str]:
                      + "; the value is given next to each one's name")
     if reused:
         extra.append(f"- runs already finished in the output folder and reused (their training time is not in the "
-                     f"wall time above; it is in the train s column, {_fmt('train_seconds', meta.get('train_seconds_total'))}"
+                     f"wall time above; it is in the train s column, {format_value('train_seconds', meta.get('train_seconds_total'))}"
                      f" s in all): {', '.join(reused)}")
     return [
         f"- command: `{meta['command']}`",
         f"- date: {meta['date']}; commit: {meta.get('commit') or 'unknown'}; wall time: "
-        f"{_fmt('train_seconds', meta.get('wall_seconds'))} s",
+        f"{format_value('train_seconds', meta.get('wall_seconds'))} s",
         f"- data: `{Path(src['path']).name}` ({src['kind']}, {src.get('size', 0) / 1e6:.0f} MB)",
         f"- splits: train {ss['train']:,}, val {ss['val']:,}, test evaluated {ss['test_evaluated']:,} "
         f"(of {ss['test_total']:,}); near-gray/grayscale originals excluded: {meta['excluded']:,}",
@@ -272,14 +256,14 @@ def markdown(results: dict, figures: dict[str, str]) -> str:
              "to build them from the training data); images seen: training images processed (all epochs, "
              "sessions and processes; nets); predict img/s: the models' prediction "
              "throughput while the test split was evaluated (each model's own batch size), on this machine.", "",
-             "| model | " + " | ".join(HEADERS[k] for k in keys) + " |",
+             "| model | " + " | ".join(HEADINGS[k] for k in keys) + " |",
              "|---|" + "---:|" * len(keys)]
     for r in rows:
-        lines.append(f"| {_label(r)} | " + " | ".join(_fmt(k, r.get(k)) for k in keys) + " |")
+        lines.append(f"| {_label(r)} | " + " | ".join(format_value(k, r.get(k)) for k in keys) + " |")
     lines += ["", "Quoted from the study (not measured here; other cells unknown):", "",
               "| row | PSNR | R² |", "|---|---:|---:|"]
     for r in meta.get("study_rows", []):
-        lines.append(f"| {r['name']} | {_fmt('psnr', r.get('psnr'))} | {_fmt('r2', r.get('r2'))} |")
+        lines.append(f"| {r['name']} | {format_value('psnr', r.get('psnr'))} | {format_value('r2', r.get('r2'))} |")
     titles = {"examples": "Test images: input | models | ground truth",
               "bars": "PSNR, SSIM, rebalanced AuC and cool recall per model",
               "loss_curves": "Training curves of the nets", "pca": "PCA reconstructions",
@@ -292,15 +276,15 @@ def markdown(results: dict, figures: dict[str, str]) -> str:
 def html_page(results: dict, out: Path, figures: dict[str, str]) -> str:
     rows, meta = results["rows"], results["meta"]
     keys = list(ROW_KEYS)
-    head = "".join(f"<th>{html.escape(HEADERS[k])}</th>" for k in keys)
+    head = "".join(f"<th>{html.escape(HEADINGS[k])}</th>" for k in keys)
     body = []
     for r in rows:
         cls = ' class="ref"' if r.get("family") == "reference" else ""
         body.append(f"<tr{cls}><td>{html.escape(_label(r))}</td>" +
-                    "".join(f"<td>{_fmt(k, r.get(k))}</td>" for k in keys) + "</tr>")
+                    "".join(f"<td>{format_value(k, r.get(k))}</td>" for k in keys) + "</tr>")
     for r in meta.get("study_rows", []):
         body.append(f"<tr class='quoted'><td>{html.escape(r['name'])}</td>" +
-                    "".join(f"<td>{_fmt(k, r.get(k)) if k in r else ''}</td>" for k in keys) + "</tr>")
+                    "".join(f"<td>{format_value(k, r.get(k)) if k in r else ''}</td>" for k in keys) + "</tr>")
     imgs = []
     for k, f in figures.items():
         p = Path(out) / f

@@ -1,0 +1,54 @@
+"""Result rows: which numbers a row carries, in which order, under which headings, with how many digits.
+
+One evaluation gives the :data:`METRIC_KEYS` (computed by :class:`chromalab.metrics.MetricAccumulator`,
+as docs/metrics.md defines them); a comparison row adds the :data:`RUN_KEYS` of the run behind it.
+``chromalab evaluate`` prints :data:`SHORT_HEADINGS` in a terminal table; ``chromalab compare`` writes
+:data:`HEADINGS` in results.md / .csv / .json / index.html. Both format a value with :func:`format_value`.
+
+A new metric: compute it in metrics.py, add its key here (with its headings and digits) and define it in
+docs/metrics.md; every table then shows it.
+"""
+
+from __future__ import annotations
+
+import math
+
+METRIC_KEYS = ("psnr", "ssim", "mse", "l1", "mse_rgb", "l1_rgb", "r2", "cf", "delta_cf", "auc", "auc_rb",
+               "cool_recall")
+"""The metrics of one evaluation, in table order (``MetricAccumulator.compute`` also returns ``cf_true``)."""
+RUN_KEYS = ("train_seconds", "train_images", "images_per_second")
+"""What a comparison row says about the run behind it: training time, images seen, prediction throughput."""
+ROW_KEYS = METRIC_KEYS + RUN_KEYS
+"""The columns of every comparison table (results.md / .csv / .json / index.html), in order."""
+
+SHORT_HEADINGS = {
+    "psnr": "PSNR dB ↑", "ssim": "SSIM ↑", "mse": "MSE ab ↓", "l1": "L1 ab ↓",
+    "mse_rgb": "MSE rgb ↓", "l1_rgb": "L1 rgb ↓", "r2": "R² ↑", "cf": "CF", "delta_cf": "ΔCF ↓",
+    "auc": "AuC ↑", "auc_rb": "AuC rebal ↑", "cool_recall": "cool recall ↑",
+}
+"""Column headings of the terminal table (``chromalab evaluate``, a classical run's summary)."""
+HEADINGS = {
+    "psnr": "PSNR (dB, sRGB) ↑", "ssim": "SSIM (sRGB) ↑", "mse": "MSE (ab, Lab²) ↓", "l1": "L1 (ab, Lab) ↓",
+    "mse_rgb": "MSE (sRGB 0..1) ↓", "l1_rgb": "L1 (sRGB 0..1) ↓", "r2": "R² (ab) ↑", "cf": "CF",
+    "delta_cf": "ΔCF ↓", "auc": "AuC ↑", "auc_rb": "AuC rebal ↑", "cool_recall": "cool recall ↑",
+    "train_seconds": "train s", "train_images": "images seen", "images_per_second": "predict img/s",
+}
+"""Column headings of the comparison report, with units."""
+
+FOUR_DIGIT_KEYS = frozenset({"ssim", "r2", "mse_rgb", "l1_rgb", "auc", "auc_rb", "cool_recall"})
+"""Values in 0..1 (or near it): printed with 4 decimals; the other metrics with 2."""
+MISSING = "—"
+"""How a value that is not known (None or NaN) is printed."""
+
+
+def format_value(key: str, value) -> str:
+    """A row's value as the tables print it: 4 decimals for :data:`FOUR_DIGIT_KEYS`, whole numbers with
+    thousands separators for :data:`RUN_KEYS` (and times in seconds), 2 decimals otherwise;
+    :data:`MISSING` for None or NaN."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return MISSING
+    if key in FOUR_DIGIT_KEYS:
+        return f"{value:.4f}"
+    if key in RUN_KEYS:
+        return f"{value:,.0f}"
+    return f"{value:.2f}"
