@@ -209,7 +209,8 @@ def train(
     model: Annotated[str, typer.Argument(help="linear | svr | cnn | unet | pix2pix | vivid | colornet")],
     out_dir: Annotated[Path, typer.Option("--out", help="Run folder to write.")],
     loss: Annotated[str | None, typer.Option(help="cnn / unet: mse | l1 | hybrid | ssim-hybrid (pix2pix and vivid have their own).")] = None,
-    preset: Annotated[str, typer.Option(help="Classical: seed | quick. Nets: quick | full.")] = "quick",
+    preset: Annotated[str, typer.Option(help="Classical: seed | quick. Nets: quick | full. Or a .yaml file of the same "
+                                        "shape, such as a run's config.yaml (re-runs that run).")] = "quick",
     data: DataOpt = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the run's last checkpoint.")] = False,
     accelerator: Annotated[str | None, typer.Option(help="Lightning accelerator (cpu, gpu, auto).")] = None,

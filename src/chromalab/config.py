@@ -101,8 +101,12 @@ def describe_error(e: ValidationError, where: str, origin: dict[str, str]) -> st
     if not loc:  # a check across several fields (model validator): its message names them
         return f"{where}: {msg}"
     src = origin.get(loc[0], where)
+    if err["type"] == "missing":
+        return f"{src}: {'.'.join(loc)} is missing"
     msg = msg[:1].lower() + msg[1:]
-    return f"{src}: {'.'.join(loc)}: {msg} (got {err.get('input')!r})".replace("\n", " ")
+    if err["type"] != "value_error":  # pydantic's own checks do not say what they got; ours do
+        msg += f" (got {err.get('input')!r})"
+    return f"{src}: {'.'.join(loc)}: {msg}".replace("\n", " ")
 
 
 def write_yaml(path: Path, cfg: BaseModel, head: str) -> None:
