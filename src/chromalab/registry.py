@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ModelError
+from .paths import bundled_weights
 from .predictors.base import Predictor
 
 
@@ -126,8 +127,7 @@ RUN_LOADERS: dict[str, Callable[[Path], Predictor]] = {
 
 def available_bundled() -> list[str]:
     """Bundled models whose weights ship in this install."""
-    wdir = Path(__file__).parent / "weights"
-    return [n for n, e in REGISTRY.items() if e.group == "bundled" and (wdir / f"{e.weights_stem}.safetensors").exists()]
+    return [n for n, e in REGISTRY.items() if e.group == "bundled" and bundled_weights(e.weights_stem).exists()]
 
 
 def load_predictor(spec: str, data: str | None = None, progress: bool = True) -> Predictor:

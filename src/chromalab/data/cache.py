@@ -37,31 +37,22 @@ import numpy as np
 
 from ..color import GRAY_CHROMA_THRESHOLD, chroma_mean, rgb_uint8_to_lab_fast
 from ..errors import DataError
+from ..paths import prepared_cache_root
 from .source import Member, Source, resolve_data_path, source_fingerprint
 
 CACHE_VERSION = 1
 NATIVE_SIZE = 64
 SIZES = (64, 28)
 VAL_COUNT = 1000
-ENV_CACHE = "CHROMALAB_CACHE"
 SPLITS = ("train", "val", "test")
 
 KEPT, GRAY_MODE, NEAR_GRAY, CORRUPT = 0, 1, 2, 3
 _GRAY_MODES = {"L", "LA", "1", "I", "I;16", "F", "La"}
 
 
-def cache_root() -> Path:
-    env = os.environ.get(ENV_CACHE)
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("chromalab")) / "prepared"
-
-
 def cache_dir_for(source_path: Path) -> Path:
     key = hashlib.sha1(str(Path(source_path).expanduser().resolve()).encode()).hexdigest()[:16]
-    return cache_root() / key
+    return prepared_cache_root() / key
 
 
 def _options(sizes: tuple[int, ...]) -> dict:

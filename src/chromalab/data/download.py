@@ -9,16 +9,12 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import DataError
-from .source import OFFICIAL_ZIP_NAME
+from ..paths import OFFICIAL_ZIP_NAME, default_download_dir
+
+__all__ = ["OFFICIAL_MD5", "OFFICIAL_URL", "default_download_dir", "download", "md5_file"]
 
 OFFICIAL_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 OFFICIAL_MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
-
-
-def default_download_dir() -> Path:
-    from platformdirs import user_cache_dir
-
-    return Path(os.environ.get("CHROMALAB_DOWNLOAD_DIR") or user_cache_dir("chromalab"))
 
 
 def md5_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ..errors import DataError
+from ..paths import ENV_DATA, OFFICIAL_ZIP_NAME, default_data_file
 
-ENV_DATA = "CHROMALAB_DATA"
-OFFICIAL_ZIP_NAME = "tiny-imagenet-200.zip"
+__all__ = ["ENV_DATA", "OFFICIAL_ZIP_NAME", "Member", "Source", "resolve_data_path", "source_fingerprint",
+           "unsafe_member"]
 
 _TRAIN_RE = re.compile(r"^(?P<root>(?:.*/)?)train/(?P<wnid>[^/]+)/images/(?P=wnid)_(?P<i>\d+)\.jpe?g$", re.I)
 _VAL_RE = re.compile(r"^(?P<root>(?:.*/)?)val/images/val_(?P<i>\d+)\.jpe?g$", re.I)
@@ -170,9 +171,7 @@ def resolve_data_path(data: str | os.PathLike | None) -> Path:
         if not p.exists():
             raise DataError(f"{p}: no such file or folder (from ${ENV_DATA})")
         return p
-    from .download import default_download_dir
-
-    p = default_download_dir() / OFFICIAL_ZIP_NAME
+    p = default_data_file()
     if p.exists():
         return p
     raise DataError(

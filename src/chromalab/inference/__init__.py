@@ -55,6 +55,7 @@ from __future__ import annotations
 import os  # noqa: F401 - tests patch inference.os.replace (the os module, shared by every file here)
 
 from ..images import DEFAULT_MAX_PIXELS, open_image
+from ..paths import onnx_cache_dir
 from .backends import _OrtBackend as _OrtBackend
 from .backends import _TorchBackend as _TorchBackend
 from .backends import has_controls, onnxruntime_available
@@ -72,7 +73,7 @@ from .colorizer import (
     load_input,
 )
 from .export import export_onnx_cli
-from .onnx_cache import EXPORT_VERSION, ONNX_OPSET, export_onnx, onnx_cache_dir, weights_file_for
+from .onnx_cache import EXPORT_VERSION, ONNX_OPSET, export_onnx, weights_file_for
 from .plan import (
     COLOR_SUFFIX,
     COMPARE_SUFFIX,

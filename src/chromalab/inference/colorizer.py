@@ -19,6 +19,7 @@ import numpy as np
 from ..color import AB_SCALE, L_MAX, lab_planes_to_rgb_uint8_fast, scale_L, unscale_ab
 from ..errors import ChromalabError, ImageError, ModelError, SettingError
 from ..images import DEFAULT_MAX_PIXELS, alpha_channel, display_name, image_notes, image_to_L, open_image
+from ..paths import onnx_cache_dir
 from ..predictors.base import Predictor
 from .atomic import _atomic_write_bytes
 from .backends import _NumpyBackend, _OrtBackend, _TorchBackend, onnxruntime_available
@@ -29,7 +30,6 @@ from .onnx_cache import (
     _open_cached_onnx,
     _sha256_file,
     export_onnx,
-    onnx_cache_dir,
     weights_file_for,
 )
 from .png import save_png

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..color import AB_SCALE, L_MAX
 from ..errors import ChromalabError, ModelError
+from ..paths import onnx_cache_dir
 from .backends import _lab_wrapper, _OrtBackend, onnxruntime_available
 from .colorizer import DEFAULT_WORK_SIZE
 from .onnx_cache import (
@@ -15,7 +16,6 @@ from .onnx_cache import (
     _export_tag,
     _sha256_file,
     export_onnx,
-    onnx_cache_dir,
     weights_file_for,
 )
 

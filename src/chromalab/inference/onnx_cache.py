@@ -12,22 +12,13 @@ import os
 from pathlib import Path
 
 from ..color import AB_SCALE, L_MAX
+from ..paths import bundled_weights
 from .atomic import _atomic_write_bytes
 from .backends import _lab_wrapper, _OrtBackend, has_controls
 
 ONNX_OPSET = 17
 EXPORT_VERSION = 2  # 2: the colour models' graphs take hints and a vividness
 """Bump when the exported graph changes (part of the ONNX cache key)."""
-
-
-def onnx_cache_dir() -> Path:
-    """Where exported ONNX files are cached: ``$CHROMALAB_CACHE/onnx`` or the user cache dir."""
-    env = os.environ.get("CHROMALAB_CACHE")
-    if env:
-        return Path(env).expanduser() / "onnx"
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("chromalab")) / "onnx"
 
 
 def _sha256_file(path: Path) -> str:
@@ -50,7 +41,7 @@ def weights_file_for(spec: str) -> Path | None:
     if spec in REGISTRY:
         if REGISTRY[spec].group != "bundled":
             return None
-        p = Path(__file__).parent.parent / "weights" / f"{REGISTRY[spec].weights_stem}.safetensors"
+        p = bundled_weights(REGISTRY[spec].weights_stem)
         return p if p.is_file() else None
     p = Path(spec).expanduser()
     if p.is_dir() and (p / "run.json").is_file():

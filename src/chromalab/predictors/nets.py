@@ -23,6 +23,7 @@ from torch import nn
 from ..color import scale_L, unscale_ab
 from ..errors import ChromalabError, ModelError, SettingError
 from ..nets import CNN, ColorNet, UNet, VividNet
+from ..paths import bundled_weights
 from .base import Predictor
 
 WEIGHTS_FORMAT = "chromalab-net/1"
@@ -278,7 +279,7 @@ def load_net(path, name: str | None = None) -> NetPredictor:
 
 
 def bundled_path(name: str) -> Path:
-    return Path(__file__).resolve().parents[1] / "weights" / f"{name}.safetensors"
+    return bundled_weights(name)
 
 
 def load_bundled(name: str, as_name: str | None = None) -> NetPredictor:
