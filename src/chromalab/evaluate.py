@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._io import progress_bar
 from .color import GRAY_CHROMA_THRESHOLD, chroma_mean, compose_rgb_uint8, rgb_uint8_to_lab_fast
 from .data.cache import NATIVE_SIZE, SplitData
 from .errors import ChromalabError, DataError
@@ -16,22 +17,13 @@ from .predictors.base import Predictor
 from .results import METRIC_KEYS, SHORT_HEADINGS, format_value
 
 
-def _progress(enabled: bool, label: str):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        disable=not enabled, transient=True,
-    )
-
-
 def evaluate_batches(pred: Predictor, batches, total: int, progress: bool = True, label: str = "evaluating"):
     """Run ``pred`` over (L, ab, rgb) batches; returns (metrics dict, seconds spent predicting)."""
     acc = MetricAccumulator()
     t_pred = 0.0
     # an oracle reference (the PCA ceiling) needs the true ab: predict_ab_oracle(L, ab)
     oracle = getattr(pred, "predict_ab_oracle", None)
-    with _progress(progress, f"{label} {pred.name}") as bar:
+    with progress_bar(f"{label} {pred.name}", enabled=progress) as bar:
         task = bar.add_task("eval", total=total)
         for L, ab, rgb in batches:
             t0 = time.perf_counter()
@@ -81,7 +73,7 @@ def load_image_set(path: str | os.PathLike, size: int = NATIVE_SIZE, progress: b
     items = list(iter_images_any(path))
     if not items:
         raise DataError(f"{path}: no images found (looked for .jpg .jpeg .png .bmp .gif .tif .tiff .webp)")
-    with _progress(progress, "loading images") as bar:
+    with progress_bar("loading images", enabled=progress) as bar:
         task = bar.add_task("load", total=len(items))
         for name, src in items:
             bar.advance(task)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ._io import progress_bar
 from .color import compose_rgb_uint8, scale_L, unscale_ab
 from .data.cache import SplitData
 from .metrics import MetricAccumulator
@@ -21,11 +22,9 @@ from .metrics import MetricAccumulator
 def heads_over(net, split: SplitData, batch_size: int = 256, progress: bool = True):
     """Run ``net.heads`` (no hints) over a split -> (L, ab, rgb, ab_reg, logits) numpy arrays
     (ab_reg scaled ``(N, 2, S, S)``, logits ``(N, Q, S/s, S/s)`` float16 to keep memory small)."""
-    from rich.progress import Progress
-
     Ls, abs_, rgbs, regs, logs = [], [], [], [], []
-    with Progress(disable=not progress, transient=True) as bar, torch.inference_mode():
-        task = bar.add_task(f"heads on {split.name}", total=len(split))
+    with progress_bar(f"heads on {split.name}", enabled=progress) as bar, torch.inference_mode():
+        task = bar.add_task("heads", total=len(split))
         for L, ab, rgb in split.batches(batch_size):
             r, lg, _ = net.heads(torch.from_numpy(scale_L(L)))
             Ls.append(L)

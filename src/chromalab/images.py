@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._io import unsafe_member
 from .errors import ImageError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -436,8 +437,6 @@ def iter_images_any(path: str | os.PathLike) -> Iterator[tuple[str, bytes | Path
     if not p.exists():
         raise ImageError(f"{p}: no such file or folder")
     if p.is_file() and zipfile.is_zipfile(p):
-        from .data.source import unsafe_member
-
         with zipfile.ZipFile(p) as zf:
             for n in sorted(zf.namelist()):
                 if unsafe_member(n):

@@ -27,7 +27,6 @@ import json
 import os
 import shutil
 import time
-import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import MemberReader, progress_bar
 from ..color import GRAY_CHROMA_THRESHOLD, chroma_mean, rgb_uint8_to_lab_fast
 from ..errors import DataError
 from ..paths import prepared_cache_root
@@ -80,27 +80,12 @@ def decode_image_bytes(data: bytes, size: int = NATIVE_SIZE):
     return np.asarray(rgb, dtype=np.uint8), mode
 
 
-_WORKER_READER: _Reader | None = None
-
-
-class _Reader:
-    """Reads members by name; opened once per worker process (a zip's directory costs ~0.4 s)."""
-
-    def __init__(self, path: str, is_zip: bool):
-        self.path, self.is_zip = path, is_zip
-        self._zip: zipfile.ZipFile | None = None
-
-    def read(self, name: str) -> bytes:
-        if not self.is_zip:
-            return (Path(self.path) / name).read_bytes()
-        if self._zip is None:
-            self._zip = zipfile.ZipFile(self.path)
-        return self._zip.read(name)
+_WORKER_READER: MemberReader | None = None  # one per worker process: a zip's directory is read once
 
 
 def _init_worker(path: str, is_zip: bool) -> None:
     global _WORKER_READER
-    _WORKER_READER = _Reader(path, is_zip)
+    _WORKER_READER = MemberReader(path, is_zip)
 
 
 def _decode_chunk_worker(fsplit: str, start: int, names: list[str], paths: dict, sizes):
@@ -332,12 +317,7 @@ def _build(source: Source, fp: dict, options: dict, tmp: Path, workers, progress
     ]
     nw = workers or max(1, min(os.cpu_count() or 1, 8))
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(
-        TextColumn("preparing"), BarColumn(), MofNCompleteColumn(), TextColumn("img"),
-        TimeRemainingColumn(), disable=not progress, transient=False,
-    ) as bar:
+    with progress_bar("preparing", unit="img", enabled=progress, transient=False) as bar:
         task = bar.add_task("prepare", total=total)
 
         def absorb(res):

@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from .._io import finish_temp, progress_bar
 from ..errors import DataError
 from ..paths import OFFICIAL_ZIP_NAME, default_download_dir
 
@@ -70,18 +71,8 @@ def download(
                 have = 0
             length = resp.headers.get("Content-Length")
             total = have + int(length) if length is not None else None
-            from rich.progress import (
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
-
-            with Progress(
-                TextColumn(f"downloading {filename}"), DownloadColumn(), TransferSpeedColumn(),
-                TimeRemainingColumn(), disable=not progress,
-            ) as bar, open(part, "ab" if have else "wb") as f:
+            with progress_bar(f"downloading {filename}", transfer=True, enabled=progress, transient=False) as bar, \
+                    open(part, "ab" if have else "wb") as f:
                 task = bar.add_task("dl", total=total, completed=have)
                 try:
                     while chunk := resp.read(1 << 16):
@@ -91,7 +82,7 @@ def download(
                     raise DataError(
                         f"{url}: connection lost ({e}); run the command again to resume from {part}"
                     ) from None
-    part.replace(final)
+    finish_temp(part, final)  # the download is whole: one rename
     if md5 is not None:
         got = md5_file(final)
         if got != md5:

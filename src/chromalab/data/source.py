@@ -14,8 +14,9 @@ import os
 import re
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
+from .._io import MemberReader, unsafe_member
 from ..errors import DataError
 from ..paths import ENV_DATA, OFFICIAL_ZIP_NAME, default_data_file
 
@@ -24,14 +25,6 @@ __all__ = ["ENV_DATA", "OFFICIAL_ZIP_NAME", "Member", "Source", "resolve_data_pa
 
 _TRAIN_RE = re.compile(r"^(?P<root>(?:.*/)?)train/(?P<wnid>[^/]+)/images/(?P=wnid)_(?P<i>\d+)\.jpe?g$", re.I)
 _VAL_RE = re.compile(r"^(?P<root>(?:.*/)?)val/images/val_(?P<i>\d+)\.jpe?g$", re.I)
-
-
-def unsafe_member(name: str) -> bool:
-    """True for a zip entry that could escape an extraction folder (absolute, drive, or ``..``)."""
-    n = name.replace("\\", "/")
-    if n.startswith("/") or re.match(r"^[A-Za-z]:", n):
-        return True
-    return ".." in PurePosixPath(n).parts
 
 
 @dataclass(frozen=True)
@@ -50,7 +43,7 @@ class Source:
         if not self.path.exists():
             raise DataError(f"{self.path}: no such file or folder (pass --data PATH or set {ENV_DATA})")
         self.is_zip = self.path.is_file()
-        self._zip: zipfile.ZipFile | None = None
+        self._files = MemberReader(self.path, self.is_zip)
         if self.is_zip:
             names = self._open_zip_names()
         else:
@@ -65,7 +58,7 @@ class Source:
     # -- opening --------------------------------------------------------------------------
     def _open_zip_names(self) -> list[str]:
         try:
-            zf = zipfile.ZipFile(self.path)
+            zf = self._files.zip()
         except zipfile.BadZipFile as e:
             raise DataError(f"{self.path}: not a readable zip file, truncated or corrupt ({e})") from None
         except OSError as e:
@@ -73,12 +66,11 @@ class Source:
         names = zf.namelist()
         bad = [n for n in names if unsafe_member(n)]
         if bad:
-            zf.close()
+            self._files.close()
             raise DataError(
                 f"{self.path}: refusing zip with unsafe entry name {bad[0]!r} "
                 f"(absolute path or '..'; {len(bad)} such entries)"
             )
-        self._zip = zf
         return names
 
     def _index(self, names: list[str]) -> dict[str, list[Member]]:
@@ -110,21 +102,10 @@ class Source:
 
     # -- reading --------------------------------------------------------------------------
     def read(self, name: str) -> bytes:
-        if self.is_zip:
-            if self._zip is None:
-                self._zip = zipfile.ZipFile(self.path)
-            return self._zip.read(name)
-        return (self.path / name).read_bytes()
+        return self._files.read(name)
 
     def close(self) -> None:
-        if self._zip is not None:
-            self._zip.close()
-            self._zip = None
-
-    def __getstate__(self):  # worker processes reopen the zip themselves
-        d = self.__dict__.copy()
-        d["_zip"] = None
-        return d
+        self._files.close()
 
     # -- identity -------------------------------------------------------------------------
     def fingerprint(self) -> dict:

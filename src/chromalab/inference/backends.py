@@ -11,14 +11,12 @@ and gives Lab units, so the scaling lives in the graph.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .._io import finish_temp, temp_path_beside
 from ..color import scale_L, unscale_ab
-from .atomic import _umask_mode
 
 
 def onnxruntime_available() -> bool:
@@ -129,9 +127,8 @@ class _OrtBackend:
         if save_optimized is not None:
             try:
                 save_optimized.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=save_optimized.parent, prefix=f".{save_optimized.name}.", suffix=".tmp")
-                os.close(fd)
-                so.optimized_model_filepath = tmp
+                tmp = temp_path_beside(save_optimized)
+                so.optimized_model_filepath = str(tmp)
             except OSError:
                 tmp = None
         try:
@@ -139,16 +136,15 @@ class _OrtBackend:
         except Exception:
             if tmp is None:
                 raise
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             so.optimized_model_filepath = ""
             tmp = None
             self.session = ort.InferenceSession(model, sess_options=so, providers=["CPUExecutionProvider"])
         if tmp is not None and save_optimized is not None:
             try:
-                os.chmod(tmp, _umask_mode())
-                os.replace(tmp, save_optimized)
+                finish_temp(tmp, save_optimized)
             except OSError:
-                Path(tmp).unlink(missing_ok=True)
+                tmp.unlink(missing_ok=True)
         self.input = self.session.get_inputs()[0].name
         self.meta = dict(self.session.get_modelmeta().custom_metadata_map)
         self.controls = len(self.session.get_inputs()) == 3  # L, hints, vividness

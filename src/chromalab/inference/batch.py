@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .._io import progress_bar
 from ..errors import ChromalabError, ImageError, SettingError
 from ..images import DEFAULT_MAX_PIXELS, display_name, open_image
 from .colorizer import DEFAULT_WORK_SIZE, MAX_WORK_SIZE, Colorizer, Prepared
@@ -334,17 +335,7 @@ class BatchRun:
 
 
 def _progress(console, total: int):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(TextColumn("colorizing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=console, transient=True, disable=total < 2)
+    return progress_bar("colorizing", elapsed=True, console=console, enabled=total >= 2)
 
 
 def _output_state(path: Path, record: dict, overwrite: bool, reader=read_provenance) -> str:

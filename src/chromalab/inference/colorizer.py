@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import atomic_write_bytes
 from ..color import AB_SCALE, L_MAX, lab_planes_to_rgb_uint8_fast, scale_L, unscale_ab
 from ..errors import ChromalabError, ImageError, ModelError, SettingError
 from ..images import DEFAULT_MAX_PIXELS, alpha_channel, display_name, image_notes, image_to_L, open_image
 from ..paths import onnx_cache_dir
 from ..predictors.base import Predictor
-from .atomic import _atomic_write_bytes
 from .backends import _NumpyBackend, _OrtBackend, _TorchBackend, onnxruntime_available
 from .bands import _run_bands
 from .onnx_cache import (
@@ -191,7 +191,7 @@ class Colorizer:
         data = export_onnx(net, None, meta)
         if cache_file is not None:
             try:
-                _atomic_write_bytes(cache_file, data)
+                atomic_write_bytes(cache_file, data)
             except OSError:
                 pass  # read-only cache: keep the in-memory export
         return _OrtBackend(data, threads)

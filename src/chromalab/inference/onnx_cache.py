@@ -11,9 +11,9 @@ import json
 import os
 from pathlib import Path
 
+from .._io import atomic_write_bytes
 from ..color import AB_SCALE, L_MAX
 from ..paths import bundled_weights
-from .atomic import _atomic_write_bytes
 from .backends import _lab_wrapper, _OrtBackend, has_controls
 
 ONNX_OPSET = 17
@@ -118,7 +118,7 @@ def export_onnx(net, path: str | os.PathLike | None = None, meta: dict | None = 
             p.key, p.value = str(k), str(v)
         data = m.SerializeToString()
     if path is not None:
-        _atomic_write_bytes(Path(path), data)
+        atomic_write_bytes(Path(path), data)
     return data
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import _atomic_write_bytes
+from .._io import atomic_write_bytes
 from .bands import _pool
 
 PNG_COMPRESS_LEVEL = 1
@@ -93,4 +93,4 @@ def save_png(im, path: Path, compress_level: int = PNG_COMPRESS_LEVEL, text: dic
         buf = io.BytesIO()
         im.save(buf, format="PNG", compress_level=compress_level, pnginfo=info)
         data = buf.getvalue()
-    _atomic_write_bytes(path, data, mkdir=False)
+    atomic_write_bytes(path, data, mkdir=False)

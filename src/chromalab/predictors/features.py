@@ -1,4 +1,5 @@
-"""Features of L for the classical models, resizing helpers and the no-pickle state files.
+"""Features of L for the classical models and the no-pickle state files (the resizing and thread
+helpers they use live in :mod:`chromalab.ops`).
 
 :class:`LFeatures` maps L images ``(N, 1, S, S)`` (Lab units, 0..100) to a feature matrix
 ``(N, F)`` float32 and is fitted on train L only. ``kind`` names the blocks, joined with ``+``:
@@ -19,70 +20,21 @@ distances between images meaningful for an RBF kernel.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 
 import numpy as np
 
+from .._io import atomic_path, atomic_write_bytes
 from ..color import L_MAX
 from ..errors import ModelError
+from ..ops import resize_batch, single_threaded, torch_threads
 from .pca import PCA
 
 FEATURE_BLOCKS = ("pca", "pixels", "binned")
 
-
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Run a block with ``n`` torch intra-op threads (None: unchanged).
-
-    Small tensor ops are much slower with several threads when the cores are busy (threads
-    spin waiting for each other), so loops of small steps use one thread.
-    """
-    import torch
-
-    old = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-@contextlib.contextmanager
-def single_threaded():
-    """One BLAS/LAPACK thread (numpy, scipy) and one torch thread for the block.
-
-    LAPACK factorizations (QR, eigen-decompositions) synchronize their threads often; on a
-    machine whose cores are busy with other work they then run 10-25x slower with 2 threads
-    than with 1 (measured: QR of 8192x700 took 27.7 s vs 1.2 s). Large GEMMs are unaffected,
-    so only the factorizations run under this.
-    """
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1), torch_threads(1):
-        yield
-
-
-def resize_batch(x: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
-    """Bicubic resize of a batch ``(N, C, H, W)`` float32 -> ``(N, C, h, w)``.
-
-    Antialiased when shrinking (as PIL's bicubic), plain bicubic when enlarging
-    (torch ``interpolate``, ``align_corners=False``).
-    """
-    import torch
-    import torch.nn.functional as F
-
-    hw = (size, size) if isinstance(size, int) else tuple(size)
-    x = np.asarray(x, dtype=np.float32)
-    if x.shape[2:] == hw:
-        return x
-    t = torch.from_numpy(np.ascontiguousarray(x))
-    shrink = hw[0] < x.shape[2] or hw[1] < x.shape[3]
-    with torch.no_grad():
-        out = F.interpolate(t, size=hw, mode="bicubic", align_corners=False, antialias=shrink)
-    return out.numpy()
+__all__ = ["FEATURE_BLOCKS", "LFeatures", "load_state", "resize_batch", "save_state", "single_threaded",
+           "soft_binned", "torch_threads"]  # resize_batch, single_threaded, torch_threads: from chromalab.ops
 
 
 def soft_binned(L: np.ndarray, grid: int, bins: int) -> np.ndarray:
@@ -243,8 +195,9 @@ def save_state(folder: str | Path, stem: str, arrays: dict[str, np.ndarray], met
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     npz, js = folder / f"{stem}.npz", folder / f"{stem}.json"
-    np.savez(npz, **{k: np.ascontiguousarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]
-    js.write_text(json.dumps(meta, indent=2))
+    with atomic_path(npz, suffix=".npz") as tmp:  # np.savez adds .npz to a name without it
+        np.savez(tmp, **{k: np.ascontiguousarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]
+    atomic_write_bytes(js, json.dumps(meta, indent=2).encode())
     return npz, js
 
 

@@ -23,9 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import progress_bar
 from ..errors import ModelError
+from ..ops import resize_batch, single_threaded, torch_threads
 from .base import Predictor
-from .features import LFeatures, load_state, resize_batch, save_state, single_threaded, torch_threads
+from .features import LFeatures, load_state, save_state
 from .pca import PCA
 
 
@@ -144,10 +146,7 @@ class LinearGD:
         bad = 0
         step = 0
         self.stopped_early_ = False
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        with Progress(TextColumn("GD epochs"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                      TimeRemainingColumn(), disable=not self.progress, transient=True) as bar:
+        with progress_bar("GD epochs", info=True, enabled=self.progress) as bar:
             task = bar.add_task("gd", total=int(self.max_epochs), info="")
             for epoch in range(int(self.max_epochs)):
                 perm = torch.from_numpy(gen.permutation(n)) if bs < n else None

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._io import atomic_path
 from ..color import scale_L, unscale_ab
 from ..errors import ChromalabError, ModelError, SettingError
 from ..nets import CNN, ColorNet, UNet, VividNet
@@ -232,10 +233,8 @@ def save_net(path, net: nn.Module, meta: dict) -> Path:
     meta.setdefault("input_size", 64)
     meta["format"] = WEIGHTS_FORMAT
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in net.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={k: json.dumps(v) for k, v in meta.items()})
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={k: json.dumps(v) for k, v in meta.items()})
     return path
 
 

@@ -29,7 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import atomic_path, progress_bar
 from ..errors import ModelError
+from ..ops import resize_batch, single_threaded
 from .base import Predictor
 
 PCA_SOLVERS = ("auto", "full", "covariance", "randomized")
@@ -94,8 +96,6 @@ class PCA:
         n, d = X.shape
         if n < 2:
             raise ModelError(f"PCA: need at least 2 samples, got {n}")
-        from .features import single_threaded
-
         mean = X.mean(axis=0)
         with single_threaded():
             _, s, vt = np.linalg.svd(X - mean, full_matrices=False)
@@ -213,10 +213,8 @@ class PCA:
         """One ``.npz`` (arrays + the JSON description as a string array; no pickle). Atomic."""
         arrays, meta = self.get_state("")
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npz")
-        np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)  # type: ignore[arg-type]
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".npz") as tmp:  # np.savez adds .npz to a name without it
+            np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)  # type: ignore[arg-type]
         return path
 
     @classmethod
@@ -236,8 +234,6 @@ def _top_eigh(cov: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Largest ``k`` eigenpairs of a symmetric matrix, descending: (w (k,), v (D, k))."""
     import scipy.linalg
 
-    from .features import single_threaded
-
     d = cov.shape[0]
     with single_threaded():
         w, v = scipy.linalg.eigh(cov, subset_by_index=[d - k, d - 1], driver="evr")
@@ -246,8 +242,6 @@ def _top_eigh(cov: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _randomized_top_eigh(cov: np.ndarray, k: int, oversample: int, n_iter: int, seed: int):
     """Top ``k`` eigenpairs of a PSD matrix by randomized subspace iteration (Halko et al. 2011)."""
-    from .features import single_threaded
-
     rng = np.random.default_rng(seed)
     d = cov.shape[0]
 
@@ -285,8 +279,6 @@ class PCACeiling(Predictor):
 
     def predict_ab_oracle(self, L: np.ndarray, ab_true: np.ndarray) -> np.ndarray:
         """L ``(N, 1, H, W)`` and the true ab ``(N, 2, H, W)`` -> the reconstructed ab ``(N, 2, H, W)``."""
-        from .features import resize_batch
-
         ab_true = np.asarray(ab_true, dtype=np.float32)
         if ab_true.ndim != 4 or ab_true.shape[1] != 2:
             raise ValueError(f"{self.name}: ab must be (N, 2, H, W), got {ab_true.shape}")
@@ -327,8 +319,6 @@ def ab_pca_cached(prep, size: int = 64, k: int = CEILING_K, limit: int | None = 
 
 def fit_ab_pca(split, k: int, solver: str = "auto", progress: bool = True, batch: int = 4096) -> PCA:
     """PCA of a split's flattened ab ``(N, 2*S*S)``, streamed over batches, with a progress bar."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     d = 2 * split.size * split.size
     n = len(split)
     pca = PCA(k, solver=solver)
@@ -338,8 +328,7 @@ def fit_ab_pca(split, k: int, solver: str = "auto", progress: bool = True, batch
         return pca.fit(ab_flat(split.arrays()[1]))
     if solver == "auto":
         pca.solver = "covariance" if d <= 2048 else "randomized"
-    with Progress(TextColumn(f"PCA of ab ({n:,} x {d:,})"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), disable=not progress, transient=True) as bar:
+    with progress_bar(f"PCA of ab ({n:,} x {d:,})", enabled=progress) as bar:
         task = bar.add_task("pca", total=n)
         pca.fit_batches((ab_flat(ab) for _L, ab, _rgb in split.batches(batch)),
                         progress=lambda m: bar.advance(task, m))
@@ -367,7 +356,6 @@ def save_reconstruction_figure(pca: PCA, L: np.ndarray, ab: np.ndarray, path: st
     import matplotlib.pyplot as plt
 
     from ..color import compose_rgb_uint8
-    from .features import resize_batch
 
     L = np.asarray(L, dtype=np.float32)
     ab = np.asarray(ab, dtype=np.float32)

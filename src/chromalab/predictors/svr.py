@@ -22,9 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import progress_bar
 from ..errors import ModelError
+from ..ops import resize_batch
 from .base import Predictor
-from .features import LFeatures, load_state, resize_batch, save_state
+from .features import LFeatures, load_state, save_state
 from .pca import PCA
 
 
@@ -84,7 +86,6 @@ class MultiOutputSVR:
     def fit(self, X, Y) -> MultiOutputSVR:
         """X ``(N, D)``, Y ``(N, K)`` -> self."""
         from joblib import Parallel, delayed
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         X = np.asarray(X, dtype=np.float64)
         Y = np.asarray(Y, dtype=np.float64)
@@ -99,9 +100,8 @@ class MultiOutputSVR:
         n, k = Y.shape
         jobs = self.n_jobs if self.n_jobs and self.n_jobs > 0 else (os.cpu_count() or 1)
         results = []
-        with Progress(TextColumn(f"SVR outputs (C={self.C:g}, eps={self.epsilon:g}, gamma={self.gamma_:.3g})"),
-                      BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      disable=not self.progress, transient=True) as bar:
+        with progress_bar(f"SVR outputs (C={self.C:g}, eps={self.epsilon:g}, gamma={self.gamma_:.3g})",
+                          enabled=self.progress) as bar:
             task = bar.add_task("svr", total=k)
             gen = Parallel(n_jobs=min(jobs, k), prefer="threads", return_as="generator")(
                 delayed(self._one)(K, Y[:, j]) for j in range(k))
