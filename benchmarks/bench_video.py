@@ -32,7 +32,7 @@ def reencode(src: Path, dst: Path, crf: int) -> int:
     """Decode every frame and encode it again (libx264, the colorizer's settings); audio copied."""
     import av
 
-    from chromalab.video.io import encoder_options
+    from chromalab.video.formats import encoder_options
 
     with av.open(str(src)) as inp, av.open(str(dst), "w", format="mp4") as out:
         v = inp.streams.video[0]

@@ -13,8 +13,9 @@
 from __future__ import annotations
 
 from .frames import VideoColorizer, make_colorizer
-from .io import VIDEO_SUFFIXES, VideoInfo, is_video_path, probe, read_video_provenance
 from .pipeline import VideoResult, check_output, colorize_video, colorize_video_file, video_record
+from .provenance import read_video_provenance
+from .source import VIDEO_SUFFIXES, VideoInfo, is_video_path, probe
 from .temporal import DEFAULT_STRENGTH, TemporalStabilizer
 
 __all__ = ["DEFAULT_STRENGTH", "VIDEO_SUFFIXES", "TemporalStabilizer", "VideoColorizer", "VideoInfo",

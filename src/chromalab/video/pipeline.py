@@ -25,22 +25,12 @@ from pathlib import Path
 
 from ..errors import VideoError
 from ..inference.atomic import _umask_mode
+from .formats import DEFAULT_PIX_FMT, container_for, effective_crf, encoder_options, resolve_codec
 from .frames import VideoColorizer, batch_for, check_hints_fit, make_colorizer
-from .io import (
-    DEFAULT_PIX_FMT,
-    VideoInfo,
-    VideoWriter,
-    container_for,
-    effective_crf,
-    encoder_options,
-    frame_to_array,
-    open_input,
-    probe,
-    provenance_tag,
-    resolve_codec,
-    video_stream,
-)
+from .provenance import provenance_tag
+from .source import VideoInfo, frame_to_array, open_input, probe, video_stream
 from .temporal import DEFAULT_STRENGTH
+from .writer import VideoWriter
 
 Progress = Callable[[int, int], None]
 """``progress(frames_done, frames_total)``, called from the calling thread after each frame."""
