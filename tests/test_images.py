@@ -330,3 +330,25 @@ def test_is_grayscale():
     assert images.is_grayscale(gray.convert("P"))
     big = Image.fromarray(np.repeat(np.repeat(rgb, 20, 0), 20, 1))  # 1280x960: sampled, still colour
     assert not images.is_grayscale(big)
+
+
+def test_one_grayscale_rule_for_the_data_sets_and_the_web(tmp_path):
+    """The prepared cache, ``evaluate --images`` and the web page's black-and-white flag share one
+    rule: a gray Pillow mode (images.GRAY_MODES), or for the data sets a mean chroma below the threshold."""
+    from chromalab.color import GRAY_CHROMA_THRESHOLD
+    from chromalab.evaluate import load_image_set
+
+    for mode in ("1", "L", "LA", "I", "I;16", "F"):
+        assert images.is_gray_mode(mode) and images.is_grayscale(Image.new(mode, (4, 4)))
+    for mode in ("RGB", "RGBA", "P", "CMYK", "YCbCr"):
+        assert not images.is_gray_mode(mode)
+    assert images.is_near_gray(GRAY_CHROMA_THRESHOLD - 1e-3) and not images.is_near_gray(GRAY_CHROMA_THRESHOLD)
+    assert images.is_near_gray(np.array([0.0, 5.0])).tolist() == [True, False]
+    rgb = photo(32, 32)
+    Image.fromarray(rgb).save(tmp_path / "colour.png")
+    Image.fromarray(rgb).convert("L").save(tmp_path / "gray_mode.png")  # a gray mode
+    Image.fromarray(rgb).convert("L").convert("RGB").save(tmp_path / "gray_rgb.png")  # RGB, no chroma
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "gray_rgb.png").convert("L")),
+                                  np.asarray(Image.open(tmp_path / "gray_mode.png")))
+    _L, _ab, _rgb, names, excluded, failed = load_image_set(tmp_path, size=32, progress=False)
+    assert names == ["colour.png"] and excluded == 2 and failed == []

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ._io import progress_bar
-from .color import GRAY_CHROMA_THRESHOLD, chroma_mean, compose_rgb_uint8, rgb_uint8_to_lab_fast
+from .color import chroma_mean, compose_rgb_uint8, rgb_uint8_to_lab_fast
 from .data.cache import NATIVE_SIZE, SplitData
 from .errors import ChromalabError, DataError
 from .metrics import MetricAccumulator
@@ -58,7 +58,8 @@ def load_image_set(path: str | os.PathLike, size: int = NATIVE_SIZE, progress: b
     Each image is decoded (EXIF orientation applied), converted to sRGB and resized to
     ``size`` x ``size`` with PIL's bicubic filter (antialiased when shrinking; the aspect
     ratio is not kept, as Tiny ImageNet images are square already). Grayscale originals
-    (mode L, or mean Lab chroma below the threshold) are excluded and counted; unreadable
+    (a gray mode, or mean Lab chroma below the threshold: :func:`chromalab.images.is_gray_mode`,
+    :func:`~chromalab.images.is_near_gray`) are excluded and counted; unreadable
     files are skipped and listed.
 
     Returns (L, ab, rgb, names, excluded, failed) with L ``(n,1,S,S)``, ab ``(n,2,S,S)``,
@@ -66,7 +67,7 @@ def load_image_set(path: str | os.PathLike, size: int = NATIVE_SIZE, progress: b
     """
     from PIL import Image
 
-    from .images import iter_images_any, open_image, to_rgb_uint8
+    from .images import is_gray_mode, is_near_gray, iter_images_any, open_image, to_rgb_uint8
 
     rgbs, names, failed = [], [], []
     excluded = 0
@@ -82,7 +83,7 @@ def load_image_set(path: str | os.PathLike, size: int = NATIVE_SIZE, progress: b
             except ChromalabError as e:
                 failed.append(str(e))
                 continue
-            if im.mode in ("L", "LA", "1", "I", "I;16", "F"):
+            if is_gray_mode(im.mode):
                 excluded += 1
                 continue
             rgb = to_rgb_uint8(im)
@@ -94,7 +95,7 @@ def load_image_set(path: str | os.PathLike, size: int = NATIVE_SIZE, progress: b
         raise DataError(f"{path}: no usable colour images ({excluded} grayscale, {len(failed)} unreadable)")
     rgb = np.stack(rgbs)
     lab = rgb_uint8_to_lab_fast(rgb).transpose(0, 3, 1, 2)
-    keep = chroma_mean(lab[:, 1:]) >= GRAY_CHROMA_THRESHOLD
+    keep = ~is_near_gray(chroma_mean(lab[:, 1:]))
     excluded += int((~keep).sum())
     lab, rgb = np.ascontiguousarray(lab[keep]), rgb[keep]
     names = [n for n, k in zip(names, keep, strict=True) if k]

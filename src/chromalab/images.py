@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ._io import unsafe_member
+from .color import GRAY_CHROMA_THRESHOLD
 from .errors import ImageError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -40,7 +41,8 @@ DEFAULT_MAX_PIXELS = 50_000_000
 Colorizing one image peaks at about 25 bytes per pixel (float L, the output, the PNG being
 encoded): a 48-megapixel photo took 1.4 GB. Adjust with ``--max-pixels`` / ``max_pixels=``."""
 
-_GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+"""Pillow modes without colour. An image opened in one of them is a grayscale original (:func:`is_gray_mode`)."""
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
 
 
@@ -313,12 +315,30 @@ def image_notes(im) -> list[str]:
     return notes
 
 
+# ---- grayscale originals ------------------------------------------------------------------------------
+# The one rule for what is a grayscale original, used by the prepared cache (data/cache.py), the evaluation
+# of any image folder (evaluate.py) and the web page's "already black and white" (is_grayscale below):
+# an image opened in a gray mode (is_gray_mode), or, for the data sets, one whose mean Lab chroma at the
+# evaluation size is below GRAY_CHROMA_THRESHOLD (is_near_gray). Such images are excluded from training
+# and evaluation: there is no colour to learn or to measure.
+def is_gray_mode(mode: str) -> bool:
+    """Whether a Pillow mode carries no colour (:data:`GRAY_MODES`)."""
+    return mode in GRAY_MODES
+
+
+def is_near_gray(chroma):
+    """Whether a mean Lab chroma (:func:`chromalab.color.chroma_mean`; a number or an array) is below
+    :data:`chromalab.color.GRAY_CHROMA_THRESHOLD`: a colour image with no colour to speak of."""
+    return np.asarray(chroma) < GRAY_CHROMA_THRESHOLD
+
+
 def is_grayscale(im, tolerance: int = 6) -> bool:
-    """Whether a PIL image has no colour to speak of: a gray mode, or RGB-like pixels whose channels
-    differ by at most ``tolerance`` levels (of 255) for 99 % of them (JPEG noise on a B&W scan)."""
+    """Whether a PIL image (a user's photo, at any size) has no colour to speak of: a gray mode, or
+    RGB-like pixels whose channels differ by at most ``tolerance`` levels (of 255) for 99 % of them
+    (JPEG noise on a B&W scan, which a mean chroma would not tell from a faint colour cast)."""
     from PIL import Image
 
-    if im.mode in _GRAY_MODES:
+    if is_gray_mode(im.mode):
         return True
     small = im
     k = -(-max(im.size) // 512)

@@ -37,6 +37,7 @@ import numpy as np
 from .._io import MemberReader, progress_bar
 from ..color import GRAY_CHROMA_THRESHOLD, chroma_mean, rgb_uint8_to_lab_fast
 from ..errors import DataError
+from ..images import is_gray_mode, is_near_gray
 from ..paths import prepared_cache_root
 from .source import Member, Source, resolve_data_path, source_fingerprint
 
@@ -47,7 +48,6 @@ VAL_COUNT = 1000
 SPLITS = ("train", "val", "test")
 
 KEPT, GRAY_MODE, NEAR_GRAY, CORRUPT = 0, 1, 2, 3
-_GRAY_MODES = {"L", "LA", "1", "I", "I;16", "F", "La"}
 
 
 def cache_dir_for(source_path: Path) -> Path:
@@ -109,7 +109,7 @@ def _decode_chunk(source, fsplit: str, start: int, names: list[str], paths: dict
             status[i] = CORRUPT
             corrupt.append((name, f"{type(e).__name__}: {e}"))
             continue
-        if mode in _GRAY_MODES:
+        if is_gray_mode(mode):
             status[i] = GRAY_MODE
         im = None
         for s in sizes:
@@ -125,7 +125,7 @@ def _decode_chunk(source, fsplit: str, start: int, names: list[str], paths: dict
         rgb_mm[start : start + n] = rgbs[s]
         if s == NATIVE_SIZE:
             chroma[:] = chroma_mean(lab[:, 1:])
-    near = (status == KEPT) & (chroma < GRAY_CHROMA_THRESHOLD)
+    near = (status == KEPT) & is_near_gray(chroma)
     status[near] = NEAR_GRAY
     return fsplit, start, status, chroma, corrupt
 
