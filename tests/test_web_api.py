@@ -20,7 +20,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette's notice about httpx, not ours
     from fastapi.testclient import TestClient
 
-from chromalab.web.app import DEFAULT_MAX_PIXELS, MAX_UPLOAD_BYTES, create_app  # noqa: E402
+from chromalab.web.app import MAX_UPLOAD_BYTES, SERVER_MAX_PIXELS, create_app  # noqa: E402
 
 A_CONST, B_CONST = 20.0, 30.0
 
@@ -114,7 +114,7 @@ def test_models_and_health(client):
     assert not any(m["default"] for m in info["models"][1:])
     assert names == ["const", *available_bundled()]  # the served model, then the colorizers installed
     assert info["max_upload_bytes"] == MAX_UPLOAD_BYTES == 20 * 2**20
-    assert info["max_pixels"] == DEFAULT_MAX_PIXELS
+    assert info["max_pixels"] == SERVER_MAX_PIXELS == 25_000_000  # the server's own: half the CLI's 50 M
     h = client.get("/healthz")
     assert h.status_code == 200
     assert h.json() == {"status": "ok", "model": "const", "workers": 2, "queue": 4, "busy": 0, "images": 0,
@@ -242,12 +242,12 @@ def test_too_many_pixels_is_413(client):
     from PIL import Image
 
     w, h = 6000, 5000  # 30 MP > the documented 25 MP; mode "1" keeps the test cheap
-    assert w * h > DEFAULT_MAX_PIXELS
+    assert w * h > SERVER_MAX_PIXELS
     buf = io.BytesIO()
     Image.new("1", (w, h), 1).save(buf, format="PNG")
     assert len(buf.getvalue()) < MAX_UPLOAD_BYTES
     detail = assert_json_error(post(client, buf.getvalue(), name="poster.png"), 413, "6000x5000", "pixels")
-    assert f"{DEFAULT_MAX_PIXELS:,}" in detail
+    assert f"{SERVER_MAX_PIXELS:,}" in detail
     with TestClient(create_app(ConstAb(), max_pixels=40 * 30 - 1)) as c:  # the limit is configurable
         assert_json_error(post(c, encode(photo(40, 30))), 413, "40x30")
         assert post(c, encode(photo(39, 30))).status_code == 200

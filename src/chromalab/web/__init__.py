@@ -24,7 +24,7 @@ Limits (every error is JSON ``{"detail": "<one line for people>"}``, and the ser
   a larger ``Content-Length`` is refused before reading, and a body without one is counted
   and cut off, so nothing over the limit is ever buffered (a recolour request's JSON body:
   :data:`MAX_JSON_BYTES`);
-* an image with more than ``max_pixels`` pixels (:data:`DEFAULT_MAX_PIXELS`) -> 413;
+* an image with more than ``max_pixels`` pixels (:data:`~chromalab.web.limits.SERVER_MAX_PIXELS`) -> 413;
 * a file that is not an image -> 415; an image that cannot be decoded (truncated, corrupt, no
   pixels) -> 422;
 * bad colour hints or vividness -> 422: a hint outside the image or at negative coordinates, a

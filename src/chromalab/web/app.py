@@ -16,11 +16,11 @@ from fastapi.staticfiles import StaticFiles
 from ..errors import ChromalabError
 from ..predictors.base import Predictor
 from .limits import (
-    DEFAULT_MAX_PIXELS,
     MAX_HINTS,
     MAX_JSON_BYTES,
     MAX_UPLOAD_BYTES,
     MULTIPART_SLACK,
+    SERVER_MAX_PIXELS,
     STORE_BYTES,
     STORE_TTL_S,
     BodyLimitMiddleware,
@@ -33,13 +33,13 @@ from .workers import WorkerPool, log
 
 __all__ = [
     "BUNDLED_SUMMARY",
-    "DEFAULT_MAX_PIXELS",
     "MAX_HINTS",
     "MAX_JSON_BYTES",
     "MAX_UPLOAD_BYTES",
     "MULTIPART_SLACK",
     "OTHER_SUMMARY",
     "PAGE_HEADERS",
+    "SERVER_MAX_PIXELS",
     "STATIC_DIR",
     "STORE_BYTES",
     "STORE_TTL_S",
@@ -65,7 +65,7 @@ def create_app(
     workers: int = 2,
     queue: int = 16,
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pixels: int = SERVER_MAX_PIXELS,
     store_images: int = 32,
     store_bytes: int = STORE_BYTES,
     store_ttl: float = STORE_TTL_S,
@@ -161,7 +161,7 @@ def serve(
     workers: int = 2,
     queue: int = 16,
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pixels: int = SERVER_MAX_PIXELS,
     log_level: str = "info",
     store_images: int = 32,
     store_bytes: int = STORE_BYTES,

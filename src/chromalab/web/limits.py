@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+from ..images import DEFAULT_MAX_PIXELS
+
 MAX_UPLOAD_BYTES = 20 * 2**20
 """Uploads larger than this (20 MiB) are refused with 413."""
-DEFAULT_MAX_PIXELS = 25_000_000
-"""Images with more pixels than this (25 megapixels, e.g. 6000x4166) are refused with 413.
-
-Lower than the CLI's limit because a server holds several images in memory at once."""
+SERVER_MAX_PIXELS = DEFAULT_MAX_PIXELS // 2
+"""The server's own pixel limit, deliberately half the package's :data:`chromalab.images.DEFAULT_MAX_PIXELS`
+(the CLI's): 25 megapixels (e.g. 6000x4166); larger images are refused with 413. Lower because a server
+holds several images in memory at once (``create_app(max_pixels=)`` changes it)."""
 MULTIPART_SLACK = 320 * 1024
 """Bytes allowed on top of the file for multipart boundaries, part headers and the other form fields
 (``hints`` as JSON: 512 hints take about 30 KB)."""
