@@ -76,9 +76,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     n_params = sum(p.numel() for p in net.parameters())
-    fast = inference._OrtBackend(inference.export_onnx(net), threads=args.threads)
-    eager = inference._TorchBackend(net)
-    eager_cl = inference._TorchBackend(net, channels_last=True)
+    fast = inference.OrtBackend(inference.export_onnx(net), threads=args.threads)
+    eager = inference.TorchBackend(net)
+    eager_cl = inference.TorchBackend(net, channels_last=True)
 
     rng = np.random.default_rng(0)
     L = (rng.random((args.batch, 1, args.size, args.size), dtype=np.float32) * L_MAX).astype(np.float32)

@@ -79,14 +79,14 @@ def baseline_pipeline(col, src: Path, dst: Path) -> None:
     from skimage.color import lab2rgb, rgb2lab
 
     from chromalab.color import to_uint8
-    from chromalab.inference import _resize_plane
+    from chromalab.inference import resize_plane
 
     rgb = np.asarray(Image.open(src).convert("RGB"))
     L = rgb2lab(rgb)[..., 0].astype(np.float32)
     h, w = col.work_shape(*L.shape)
-    ab = col._backend.predict_ab(_resize_plane(L, (w, h))[None, None])[0]
-    a = _resize_plane(ab[0], (L.shape[1], L.shape[0]))
-    b = _resize_plane(ab[1], (L.shape[1], L.shape[0]))
+    ab = col.engine.predict_ab(resize_plane(L, (w, h))[None, None])[0]
+    a = resize_plane(ab[0], (L.shape[1], L.shape[0]))
+    b = resize_plane(ab[1], (L.shape[1], L.shape[0]))
     out = to_uint8(lab2rgb(np.stack([L, a, b], -1)))
     Image.fromarray(out).save(dst, format="PNG")
 

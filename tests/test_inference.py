@@ -147,14 +147,14 @@ def test_encode_png_round_trip(shape):
 
 @pytest.mark.parametrize("kind", ["bicubic", "bilinear"])
 def test_ab_upsampling_equals_pillow(kind):
-    from chromalab.inference import _resample_rows, _resize_plane, _taps
+    from chromalab.inference import resample_rows, resample_taps, resize_plane
 
     rng = np.random.default_rng(0)
     for (h, w), (H, W) in [((48, 64), (768, 1024)), ((64, 64), (1, 1)), ((16, 64), (10, 1000)), ((5, 7), (5, 7))]:
         a = rng.normal(0, 30, (h, w)).astype(np.float32)
-        cols = np.ascontiguousarray(_resample_rows(np.ascontiguousarray(a.T), _taps(w, W, kind)).T)
-        got = _resample_rows(cols, _taps(h, H, kind))
-        np.testing.assert_allclose(got, _resize_plane(a, (W, H), kind), atol=1e-4)
+        cols = np.ascontiguousarray(resample_rows(np.ascontiguousarray(a.T), resample_taps(w, W, kind)).T)
+        got = resample_rows(cols, resample_taps(h, H, kind))
+        np.testing.assert_allclose(got, resize_plane(a, (W, H), kind), atol=1e-4)
 
 
 def test_png_text_records_are_written_before_the_pixels_and_read_back(tmp_path):
@@ -309,9 +309,9 @@ def test_onnx_equals_torch_within_1e4(tiny):
     rng = np.random.default_rng(0)
     for shape in [(1, 1, 64, 64), (5, 1, 48, 64), (2, 1, 4, 132)]:
         L = (rng.random(shape, dtype=np.float32) * 100).astype(np.float32)
-        a = onnx_col._backend.predict_ab(L)
-        b = torch_col._backend.predict_ab(L)
-        c = cl_col._backend.predict_ab(L)
+        a = onnx_col.engine.predict_ab(L)
+        b = torch_col.engine.predict_ab(L)
+        c = cl_col.engine.predict_ab(L)
         assert a.shape == (shape[0], 2, *shape[2:])
         assert np.abs(color.scale_ab(a) - color.scale_ab(b)).max() < 1e-4
         assert np.abs(b - c).max() < 1e-4

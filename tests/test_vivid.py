@@ -234,7 +234,7 @@ def test_vivid_weights_file_round_trip_and_temperature(tmp_path):
     # the colorizer's fast paths (torch module, ONNX) run the decoding too
     for backend in ("torch", "onnx"):
         col = Colorizer(pred, backend=backend, onnx_cache=False)
-        np.testing.assert_allclose(col._backend.predict_ab(L), b, atol=2e-2)
+        np.testing.assert_allclose(col.engine.predict_ab(L), b, atol=2e-2)
 
 
 def test_bundled_vivid_loads_or_says_it_is_missing():

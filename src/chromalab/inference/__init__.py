@@ -41,7 +41,7 @@ What lives where (each module imports only those above it)::
     backends.py     numpy / torch / onnxruntime backends, the Lab wrapper around a net
     onnx_cache.py   ONNX export, cache files and their keys (weights hash, export tag, machine)
     provenance.py   the record of what made an output: PNG text, read back, model fingerprint
-    colorizer.py    Colorizer, Prepared, and the Python API: get_colorizer, colorize, load_input
+    colorizer.py    Colorizer, PreparedImage, and the Python API: get_colorizer, colorize, load_input
     export.py       ``chromalab export onnx``
     plan.py         the batch CLI's plan: inputs -> Jobs with output names (photos and videos)
     batch.py        ``chromalab colorize``: colorize_cli, run by a BatchRun
@@ -56,9 +56,7 @@ import os  # noqa: F401 - tests patch inference.os.replace (the os module, share
 
 from ..images import DEFAULT_MAX_PIXELS, open_image
 from ..paths import onnx_cache_dir
-from .backends import _OrtBackend as _OrtBackend
-from .backends import _TorchBackend as _TorchBackend
-from .backends import has_controls, onnxruntime_available
+from .backends import NumpyBackend, OrtBackend, TorchBackend, has_controls, onnxruntime_available
 from .batch import BatchRun, colorize_cli
 from .colorizer import (
     BACKENDS,
@@ -67,7 +65,7 @@ from .colorizer import (
     UPSAMPLE,
     WORK_PIXELS_PER_PASS,
     Colorizer,
-    Prepared,
+    PreparedImage,
     colorize,
     get_colorizer,
     load_input,
@@ -94,9 +92,7 @@ from .provenance import (
 )
 from .provenance import _hints_record as _hints_record
 from .provenance import _model_label as _model_label
-from .resample import _resample_rows as _resample_rows
-from .resample import _resize_plane as _resize_plane
-from .resample import _taps as _taps
+from .resample import resample_rows, resample_taps, resize_plane
 
 __all__ = [
     "BACKENDS",
@@ -115,7 +111,10 @@ __all__ = [
     "BatchRun",
     "Colorizer",
     "Job",
-    "Prepared",
+    "NumpyBackend",
+    "OrtBackend",
+    "PreparedImage",
+    "TorchBackend",
     "colorize",
     "colorize_cli",
     "encode_png",
@@ -135,6 +134,9 @@ __all__ = [
     "provenance_text",
     "read_png_text",
     "read_provenance",
+    "resample_rows",
+    "resample_taps",
+    "resize_plane",
     "save_png",
     "weights_file_for",
 ]

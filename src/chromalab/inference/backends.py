@@ -1,11 +1,11 @@
 """The three ways a :class:`~chromalab.inference.Colorizer` runs a model, all ``predict_ab(L, hints,
 vividness)`` on L ``(B, 1, h, w)`` in Lab units -> ab ``(B, 2, h, w)`` in Lab units:
 
-* :class:`_OrtBackend`: an onnxruntime session on the exported net (see :mod:`.onnx_cache`);
-* :class:`_TorchBackend`: the net in eager mode, when onnxruntime is missing;
-* :class:`_NumpyBackend`: ``predictor.predict_ab`` for models without a torch net.
+* :class:`OrtBackend`: an onnxruntime session on the exported net (see :mod:`.onnx_cache`);
+* :class:`TorchBackend`: the net in eager mode, when onnxruntime is missing;
+* :class:`NumpyBackend`: ``predictor.predict_ab`` for models without a torch net.
 
-:func:`_lab_wrapper` is the torch module both the torch backend and the ONNX export run: it takes
+:func:`lab_wrapper` is the torch module both the torch backend and the ONNX export run: it takes
 and gives Lab units, so the scaling lives in the graph.
 """
 
@@ -25,7 +25,7 @@ def onnxruntime_available() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
-def _lab_wrapper(net):
+def lab_wrapper(net):
     """torch module: L ``(B, 1, H, W)`` in Lab units -> ab ``(B, 2, H, W)`` in Lab units.
 
     For a net with controls (:func:`has_controls`: the colour models) the module takes
@@ -63,7 +63,7 @@ def _no_hints(L: np.ndarray) -> np.ndarray:
     return np.zeros((L.shape[0], 3, *L.shape[2:]), dtype=np.float32)
 
 
-class _NumpyBackend:
+class NumpyBackend:
     name = "numpy"
 
     def __init__(self, predictor):
@@ -77,11 +77,11 @@ class _NumpyBackend:
         return self.predictor.predict_ab(L)
 
 
-class _TorchBackend:
+class TorchBackend:
     name = "torch"
 
     def __init__(self, net, channels_last: bool = False):
-        self.module = _lab_wrapper(net)
+        self.module = lab_wrapper(net)
         self.controls = has_controls(net)
         self.vividness = float(net.vividness) if self.controls else None
         self.channels_last = channels_last
@@ -107,7 +107,7 @@ class _TorchBackend:
         return np.ascontiguousarray(y.float().numpy(), dtype=np.float32)
 
 
-class _OrtBackend:
+class OrtBackend:
     """An onnxruntime session (CPU). ``save_optimized``: also write the session's optimized graph
     there (machine-specific; loaded later with ``optimized=True``, which skips re-optimizing)."""
 

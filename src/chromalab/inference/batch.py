@@ -22,7 +22,7 @@ import numpy as np
 from .._io import progress_bar
 from ..errors import ChromalabError, ImageError, SettingError
 from ..images import DEFAULT_MAX_PIXELS, display_name, open_image
-from .colorizer import DEFAULT_WORK_SIZE, MAX_WORK_SIZE, Colorizer, Prepared
+from .colorizer import DEFAULT_WORK_SIZE, MAX_WORK_SIZE, Colorizer, PreparedImage
 from .plan import VIDEO_OUTPUT_SUFFIXES, Job, output_file, plan_jobs
 from .png import save_png
 from .provenance import _hints_record, _model_label, model_fingerprint, provenance_text, read_provenance
@@ -136,7 +136,7 @@ class BatchRun:
         self.todo: list[Job] = []  # photo jobs to do
         self.videos: list[tuple[Job, dict]] = []  # video jobs to do, with the record their output gets
         self.stale: set[int] = set()  # ids of the jobs that replace an existing output
-        self.writing: list[tuple[Job, Prepared, Future]] = []  # writes not yet counted
+        self.writing: list[tuple[Job, PreparedImage, Future]] = []  # writes not yet counted
 
     # -- messages -------------------------------------------------------------------------------------
     def say(self, line: str) -> None:
@@ -211,7 +211,7 @@ class BatchRun:
                 else:
                     self.todo.append(j)
 
-    def _load(self, j: Job) -> Prepared:
+    def _load(self, j: Job) -> PreparedImage:
         """Decode and prepare one photo (on a worker thread), with its hint channels."""
         item = self.col.prepare(open_image(j.src, max_pixels=self.max_pixels, name=j.label))
         if self.hints:
@@ -221,7 +221,7 @@ class BatchRun:
                 raise SettingError(f"{j.label}: {e}") from None
         return item
 
-    def _write(self, j: Job, item: Prepared, ab: np.ndarray) -> None:
+    def _write(self, j: Job, item: PreparedImage, ab: np.ndarray) -> None:
         """Finish one photo and write its PNG(s) (on a worker thread), each atomically."""
         assert j.out is not None
         arrs = [(j.out, self.col.finish_array(item, ab, False))]
@@ -243,7 +243,7 @@ class BatchRun:
             with warnings.catch_warnings(), _progress(self.err, len(self.todo) if self.progress else 0) as bar:
                 warnings.simplefilter("ignore")  # Pillow's warnings on odd files: each problem is one line already
                 task = bar.add_task("colorize", total=len(self.todo))
-                batch: list[tuple[Job, Prepared]] = []
+                batch: list[tuple[Job, PreparedImage]] = []
                 px = 0
                 for j, fut in _LoadStream(pool, self._load, self.todo, ahead=workers + 1):
                     try:
@@ -275,7 +275,7 @@ class BatchRun:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _flush(self, batch: list[tuple[Job, Prepared]], pool: ThreadPoolExecutor, advance: Callable[[], Any]) -> None:
+    def _flush(self, batch: list[tuple[Job, PreparedImage]], pool: ThreadPoolExecutor, advance: Callable[[], Any]) -> None:
         """One forward pass for ``batch`` (emptied), its writes submitted, then counted in order."""
         if not batch:
             return
@@ -386,7 +386,7 @@ def _video_output_suffix(codec: str | None, crf: int | None) -> str:
 class _LoadStream:
     """Submit loads ``ahead`` at a time; yield (job, future) in order."""
 
-    def __init__(self, pool: ThreadPoolExecutor, fn: Callable[[Job], Prepared], jobs: Iterable[Job], ahead: int):
+    def __init__(self, pool: ThreadPoolExecutor, fn: Callable[[Job], PreparedImage], jobs: Iterable[Job], ahead: int):
         self.pool, self.fn, self.jobs, self.ahead = pool, fn, list(jobs), max(1, ahead)
 
     def __iter__(self) -> Iterator[tuple[Job, Future]]:

@@ -22,7 +22,7 @@ from ..errors import ChromalabError, ImageError, ModelError, SettingError
 from ..images import DEFAULT_MAX_PIXELS, alpha_channel, display_name, image_notes, image_to_L, open_image
 from ..paths import onnx_cache_dir
 from ..predictors.base import Predictor
-from .backends import _NumpyBackend, _OrtBackend, _TorchBackend, onnxruntime_available
+from .backends import NumpyBackend, OrtBackend, TorchBackend, onnxruntime_available
 from .bands import _run_bands
 from .onnx_cache import (
     _cached_onnx_candidates,
@@ -34,7 +34,7 @@ from .onnx_cache import (
 )
 from .png import save_png
 from .provenance import _hints_record, _model_label, model_fingerprint, provenance_text
-from .resample import _resample_rows, _resize_plane, _taps
+from .resample import resample_rows, resample_taps, resize_plane
 
 DEFAULT_WORK_SIZE = 64
 """Long side of the L the net sees (its training size); ``work_size=`` / ``--work-size`` change it."""
@@ -51,8 +51,8 @@ _LOCK = threading.RLock()
 
 
 @dataclass
-class Prepared:
-    """One image ready for the model."""
+class PreparedImage:
+    """One image ready for the model (:meth:`Colorizer.prepare`): its full-size L, its alpha, L at the working size."""
 
     L: np.ndarray  # (H, W) float32, Lab L of the original at full size
     alpha: np.ndarray | None  # (H, W) uint8, or None
@@ -139,7 +139,7 @@ class Colorizer:
         else:
             raise ModelError(f"not a model: {model!r} (give a name, a run folder, a weights file or a Predictor)")
 
-        self._backend: _OrtBackend | _TorchBackend | _NumpyBackend
+        self._backend: OrtBackend | TorchBackend | NumpyBackend
         if found is not None:  # fast start: no torch, no predictor
             self._backend = found
             self.input_size = int(found.meta.get("input_size", DEFAULT_WORK_SIZE))
@@ -155,7 +155,7 @@ class Colorizer:
         be = self._backend
         self.controls = bool(getattr(be, "controls", False))
         """The model takes a vividness (and, when :attr:`takes_hints`, colour hints): the colour models."""
-        if isinstance(be, _OrtBackend):
+        if isinstance(be, OrtBackend):
             self.takes_hints = self.controls and be.meta.get("hints", "1") == "1"
             default_v = be.vividness
         else:
@@ -174,18 +174,18 @@ class Colorizer:
         if net is None:
             if backend in ("onnx", "torch"):
                 raise ModelError(f"{self.name}: backend {backend!r} needs a network model; this one has no .net")
-            return _NumpyBackend(pred)
+            return NumpyBackend(pred)
         self.fully_conv = True
         self.stride = int(getattr(pred, "stride", None) or getattr(net, "net_stride", None) or 16)
         if backend == "numpy":
-            return _NumpyBackend(pred)
+            return NumpyBackend(pred)
         net.eval()
         if not self._net_matches(pred, net):
             if backend != "auto":
                 raise ModelError(f"{self.name}: predict_ab differs from its .net; use backend='numpy'")
-            return _NumpyBackend(pred)  # predict_ab does more than the net: respect it
+            return NumpyBackend(pred)  # predict_ab does more than the net: respect it
         if not want_onnx:
-            return _TorchBackend(net, channels_last=channels_last)
+            return TorchBackend(net, channels_last=channels_last)
         meta = {"name": self.name, "input_size": self.input_size or DEFAULT_WORK_SIZE,
                 "stride": self.stride, "export_tag": _export_tag(), "weights_sha256": sha or ""}
         data = export_onnx(net, None, meta)
@@ -194,12 +194,19 @@ class Colorizer:
                 atomic_write_bytes(cache_file, data)
             except OSError:
                 pass  # read-only cache: keep the in-memory export
-        return _OrtBackend(data, threads)
+        return OrtBackend(data, threads)
 
     # -- properties ---------------------------------------------------------------------------
     @property
     def backend(self) -> str:
+        """The backend's name: ``onnx``, ``torch`` or ``numpy``."""
         return self._backend.name
+
+    @property
+    def engine(self) -> OrtBackend | TorchBackend | NumpyBackend:
+        """The backend object itself: ``engine.predict_ab(L_work)`` runs the model alone (``(N, 1, h, w)``
+        L in Lab units -> ab), without resizing or composing (benchmarks and tests compare backends so)."""
+        return self._backend
 
     def __repr__(self) -> str:
         return f"<Colorizer {self.name} backend={self.backend} work_size={self.work_size}>"
@@ -241,8 +248,8 @@ class Colorizer:
         rec.update({k: v for k, v in settings.items() if v is not None})
         return rec
 
-    def prepare(self, im) -> Prepared:
-        """PIL image -> :class:`Prepared` (full-size L, alpha, L at the working size)."""
+    def prepare(self, im) -> PreparedImage:
+        """PIL image -> :class:`PreparedImage` (full-size L, alpha, L at the working size)."""
         w, h = im.size
         if w * h > self.max_pixels:
             raise ImageError(f"{_label_of(im)}: {w}x{h} = {w * h:,} pixels is over the limit of {self.max_pixels:,}")
@@ -250,8 +257,8 @@ class Colorizer:
             raise ImageError(f"{_label_of(im)}: has no pixels ({w}x{h})")
         L = image_to_L(im)
         hh, ww = self.work_shape(h, w)
-        work = _resize_plane(L, (ww, hh), "bicubic")
-        return Prepared(L=L, alpha=alpha_channel(im), work=work, n_frames=int(im.info.get("n_frames", 1) or 1),
+        work = resize_plane(L, (ww, hh), "bicubic")
+        return PreparedImage(L=L, alpha=alpha_channel(im), work=work, n_frames=int(im.info.get("n_frames", 1) or 1),
                         notes=tuple(image_notes(im)))
 
     def check_vividness(self, vividness) -> float:
@@ -263,7 +270,7 @@ class Colorizer:
                                f"default and guided have one)")
         return check_vividness(vividness, _model_label(self.name))
 
-    def hint_map(self, item: Prepared, hints) -> np.ndarray | None:
+    def hint_map(self, item: PreparedImage, hints) -> np.ndarray | None:
         """User hints ``[(x, y, colour), ...]`` in the image's pixels (see :func:`chromalab.hints.parse_hints`)
         -> the net's hint channels ``(3, h, w)`` at the working size; None for no hints. Raises
         :class:`SettingError` (a ValueError) for a bad hint or a model that takes none."""
@@ -277,7 +284,7 @@ class Colorizer:
         H, W = item.L.shape
         return hint_channels(parse_hints(hints, W, H), (H, W), item.work.shape)
 
-    def predict_work(self, items: Sequence[Prepared], hints: Sequence[np.ndarray | None] | None = None,
+    def predict_work(self, items: Sequence[PreparedImage], hints: Sequence[np.ndarray | None] | None = None,
                      vividness: float | None = None) -> list[np.ndarray]:
         """ab ``(2, h, w)`` at working size for each item; same-shape items share forward passes
         of at most ``batch_size`` images and :data:`WORK_PIXELS_PER_PASS` pixels.
@@ -312,7 +319,7 @@ class Colorizer:
                     out[i] = ab[j]
         return out  # type: ignore[return-value]
 
-    def finish_array(self, item: Prepared, ab_work: np.ndarray, side_by_side: bool = False) -> np.ndarray:
+    def finish_array(self, item: PreparedImage, ab_work: np.ndarray, side_by_side: bool = False) -> np.ndarray:
         """Upsample ab ``(2, h, w)`` to full size, add the original L, convert to sRGB, keep alpha.
 
         Returns ``(H, W, 3|4)`` uint8 (``(H, 2W, 3|4)`` side by side: gray | colour). Done in
@@ -322,17 +329,17 @@ class Colorizer:
         C = 3 if item.alpha is None else 4
         out = np.empty((H, 2 * W if side_by_side else W, C), dtype=np.uint8)
         # hand-written taps (resample.py): equal to Pillow's resize within 2e-5, and banded, so no full-size ab
-        ty = _taps(ab_work.shape[1], H, self.upsample)  # rows: h -> H
-        tx = _taps(ab_work.shape[2], W, self.upsample)  # columns: w -> W
-        a_cols = _resample_rows(np.ascontiguousarray(ab_work[0].T), tx).T  # (h, W): horizontal pass once
-        b_cols = _resample_rows(np.ascontiguousarray(ab_work[1].T), tx).T
+        ty = resample_taps(ab_work.shape[1], H, self.upsample)  # rows: h -> H
+        tx = resample_taps(ab_work.shape[2], W, self.upsample)  # columns: w -> W
+        a_cols = resample_rows(np.ascontiguousarray(ab_work[0].T), tx).T  # (h, W): horizontal pass once
+        b_cols = resample_rows(np.ascontiguousarray(ab_work[1].T), tx).T
         a_cols, b_cols = np.ascontiguousarray(a_cols), np.ascontiguousarray(b_cols)
         x0 = W if side_by_side else 0
 
         def band(r0: int, r1: int) -> None:
             Lb = item.L[r0:r1]
-            a = _resample_rows(a_cols, ty, slice(r0, r1))  # (rows, W)
-            b = _resample_rows(b_cols, ty, slice(r0, r1))
+            a = resample_rows(a_cols, ty, slice(r0, r1))  # (rows, W)
+            b = resample_rows(b_cols, ty, slice(r0, r1))
             # the fast Lab path: ~5x faster than skimage.lab2rgb and equal within 1e-5; imports no skimage or OpenCV
             out[r0:r1, x0:, :3] = lab_planes_to_rgb_uint8_fast(Lb, a, b)
             if side_by_side:
@@ -346,14 +353,14 @@ class Colorizer:
         _run_bands(band, H, W)
         return out
 
-    def finish(self, item: Prepared, ab_work: np.ndarray, side_by_side: bool = False):
+    def finish(self, item: PreparedImage, ab_work: np.ndarray, side_by_side: bool = False):
         """:meth:`finish_array` as a PIL image (RGB, or RGBA when the input had alpha)."""
         from PIL import Image
 
         return Image.fromarray(self.finish_array(item, ab_work, side_by_side))
 
     # -- public --------------------------------------------------------------------------------
-    def render(self, item: Prepared, hints=None, vividness: float | None = None,
+    def render(self, item: PreparedImage, hints=None, vividness: float | None = None,
                side_by_side: bool = False) -> np.ndarray:
         """A prepared image -> the colorized ``(H, W, 3|4)`` uint8 array with these hints and vividness.
         Preparing once and rendering again is how the web page recolours without a new upload."""

@@ -9,7 +9,7 @@ import numpy as np
 from ..color import AB_SCALE, L_MAX
 from ..errors import ChromalabError, ModelError
 from ..paths import onnx_cache_dir
-from .backends import _lab_wrapper, _OrtBackend, onnxruntime_available
+from .backends import OrtBackend, lab_wrapper, onnxruntime_available
 from .colorizer import DEFAULT_WORK_SIZE
 from .onnx_cache import (
     _cached_onnx_candidates,
@@ -49,8 +49,8 @@ def export_onnx_cli(model: str = "default", output: Path | None = None) -> Path:
     rng = np.random.default_rng(0)
     L = (rng.random((2, 1, 4 * stride, 5 * stride), dtype=np.float32) * L_MAX).astype(np.float32)
     with torch.inference_mode():
-        ref = _lab_wrapper(net)(torch.from_numpy(L)).numpy()
-    diff = float(np.abs(_OrtBackend(data).predict_ab(L) - ref).max()) if onnxruntime_available() else float("nan")
+        ref = lab_wrapper(net)(torch.from_numpy(L)).numpy()
+    diff = float(np.abs(OrtBackend(data).predict_ab(L) - ref).max()) if onnxruntime_available() else float("nan")
     print(f"wrote {output} ({len(data) / 1e6:.1f} MB); max |onnx - torch| = {diff:.2e} Lab units on a test batch")
     if diff == diff and diff > 1e-4 * AB_SCALE:
         raise ModelError(f"{output}: the ONNX export differs from torch by {diff:.3g}; please report this")

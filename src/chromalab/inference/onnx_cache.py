@@ -14,7 +14,7 @@ from pathlib import Path
 from .._io import atomic_write_bytes
 from ..color import AB_SCALE, L_MAX
 from ..paths import bundled_weights
-from .backends import _lab_wrapper, _OrtBackend, has_controls
+from .backends import OrtBackend, has_controls, lab_wrapper
 
 ONNX_OPSET = 17
 EXPORT_VERSION = 2  # 2: the colour models' graphs take hints and a vividness
@@ -86,7 +86,7 @@ def export_onnx(net, path: str | os.PathLike | None = None, meta: dict | None = 
 
     import torch
 
-    module = _lab_wrapper(net)
+    module = lab_wrapper(net)
     stride = int(getattr(net, "net_stride", 16) or 16)
     x = torch.rand(2, 1, 4 * stride, 3 * stride) * L_MAX
     args: tuple = (x,)
@@ -142,7 +142,7 @@ def _open_cached_onnx(weights: Path, sha: str, cache: Path | None):
 
     if opt is not None and opt.is_file():
         try:
-            be = _OrtBackend(str(opt), optimized=True)
+            be = OrtBackend(str(opt), optimized=True)
             if valid(be):
                 return be
         except Exception:  # noqa: BLE001, S110 - stale or broken: rebuild it below
@@ -151,7 +151,7 @@ def _open_cached_onnx(weights: Path, sha: str, cache: Path | None):
         if not p.is_file():
             continue
         try:
-            be = _OrtBackend(str(p), save_optimized=opt)
+            be = OrtBackend(str(p), save_optimized=opt)
         except Exception:  # noqa: BLE001 - a broken cache file: ignore it, re-export
             continue
         if valid(be):

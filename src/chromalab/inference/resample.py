@@ -12,7 +12,7 @@ import functools
 import numpy as np
 
 
-def _resize_plane(a: np.ndarray, size_wh: tuple[int, int], resample: str = "bicubic") -> np.ndarray:
+def resize_plane(a: np.ndarray, size_wh: tuple[int, int], resample: str = "bicubic") -> np.ndarray:
     """``(H, W)`` float32 -> ``(h, w)`` float32 with PIL (antialiased when shrinking)."""
     from PIL import Image
 
@@ -58,7 +58,7 @@ def _interp_matrix(n_in: int, n_out: int, kind: str = "bicubic") -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def _taps(n_in: int, n_out: int, kind: str = "bicubic") -> tuple[np.ndarray, np.ndarray]:
+def resample_taps(n_in: int, n_out: int, kind: str = "bicubic") -> tuple[np.ndarray, np.ndarray]:
     """The same weights as :func:`_interp_matrix`, as (index, weight) taps ``(n_out, K)`` each.
 
     Upsampling needs K <= 5 taps per output; applying them as gathers avoids BLAS, whose own
@@ -76,7 +76,7 @@ def _taps(n_in: int, n_out: int, kind: str = "bicubic") -> tuple[np.ndarray, np.
     return idx.astype(np.intp), w
 
 
-def _resample_rows(x: np.ndarray, taps: tuple[np.ndarray, np.ndarray], rows: slice | None = None) -> np.ndarray:
+def resample_rows(x: np.ndarray, taps: tuple[np.ndarray, np.ndarray], rows: slice | None = None) -> np.ndarray:
     """Resample axis 0 of ``x`` ``(n_in, W)`` with taps -> ``(n_out, W)`` (or just ``rows`` of it)."""
     idx, w = taps
     if rows is not None:
