@@ -27,7 +27,8 @@ def _render_png(colorizer, item, hints: list | None, vividness: float | None,
                 level: int | None = None) -> tuple[bytes, dict[str, float], str]:
     """Recolour a prepared image -> (PNG bytes with the settings recorded, timings in ms, settings line).
     ``level``: zlib level of the PNG (None: :data:`chromalab.inference.PNG_COMPRESS_LEVEL`)."""
-    from ..inference import encode_png, provenance_text
+    from ..inference.png import encode_png
+    from ..inference.provenance import provenance_text
 
     t0 = time.perf_counter()
     arr = colorizer.render(item, hints or None, vividness)

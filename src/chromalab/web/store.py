@@ -83,7 +83,7 @@ class ModelStore:
         self._lock = threading.Lock()
 
     def _build(self, spec: str | Predictor):
-        from ..inference import Colorizer
+        from ..inference.colorizer import Colorizer
 
         if isinstance(spec, str):
             _check_available(spec)
@@ -125,10 +125,10 @@ def controls_of(colorizer) -> dict[str, Any]:
 # ---- kept images -------------------------------------------------------------------------------------
 @dataclass
 class KeptImage:
-    """One uploaded image, decoded and prepared once (:class:`chromalab.inference.Prepared`), kept for
+    """One uploaded image, decoded and prepared once (:class:`chromalab.inference.colorizer.PreparedImage`), kept for
     recolouring with other hints, vividness or model."""
 
-    item: Any  # Prepared, at the working size of the model it was uploaded for
+    item: Any  # PreparedImage, at the working size of the model it was uploaded for
     label: str
     width: int
     height: int
@@ -136,7 +136,7 @@ class KeptImage:
     notes: list[str]
     nbytes: int
     last_used: float
-    works: dict[tuple[int, int], Any] = field(default_factory=dict)  # Prepared at other models' working sizes
+    works: dict[tuple[int, int], Any] = field(default_factory=dict)  # PreparedImage at other models' working sizes
 
     def for_model(self, colorizer):
         """The prepared image at ``colorizer``'s working size (the L plane is shared, never copied)."""
