@@ -1,41 +1,50 @@
 """Flicker, PSNR and cuts of video colorization on the test films; the numbers and figure of docs/video.md.
 
-    python benchmarks/measure_video_quality.py                       # 320x240, 120 frames, default model
-    python benchmarks/measure_video_quality.py --models default vivid --figure docs/figures/video_strip.png
+    python benchmarks/measure_video_quality.py --models default --figure docs/figures/video_strip.png
+    python benchmarks/measure_video_quality.py --models default --seed 1 --films grain --no-sweep
+    python benchmarks/measure_video_quality.py --models default --films grain --encoders   # x264 options
 
-Two films (:mod:`chromalab.video.testclip`), each three shots over scikit-image photos (a
-still part then a pan; a zoom then still; a pan-zoom then still) with two hard cuts, encoded
-as gray H.264 with a tone:
+Two films (:mod:`chromalab.video.testclip`, 320x240, 120 frames, 25 fps), each three shots
+over scikit-image photos (a still part then a pan; a zoom then still; a pan-zoom then still)
+with two hard cuts, encoded as gray H.264 with a tone:
 
 * ``grain``: film grain on L in every frame (std 2 L units): the acceptance film of issue 16;
 * ``old``: the same with a 3 % exposure flicker per frame, as old film has.
 
 Each is colorized through the file pipeline (``colorize_video_file``: decode, colorize, encode
-H.264 CRF 18) and through the frame API (``VideoColorizer``: the frames before encoding), for
-several temporal strengths.
+H.264 CRF 18, decoded again here with PyAV's ``to_ndarray("rgb24")``) and through the frame
+API (``VideoColorizer``: the frames before encoding), for several temporal strengths.
 
 Flicker is mean |Δab| (Euclidean, Lab units) between consecutive frames of the still parts:
 
 * ``flicker``: per pixel, on the output frames (sRGB uint8); ``file_flicker``: on the decoded file;
 * ``flicker_8px``: the same on the mean ab of 8x8-pixel regions (the colour of a wall or a face);
 * ``flicker_work``: on the ab at the model's working size, after the stabiliser (what it changes);
-* ``floor``: ``flicker`` of the ground truth, whose colour does not change at all: what grain,
-  uint8 rounding and, for files, 4:2:0 YUV and H.264 add to the measurement on their own;
-* ``floor_same_colour`` (per model): ``flicker`` of the model's frames with the colour of each
-  still part frozen (its per-frame ab averaged over the part): the floor for that model's
-  colours; ``flicker_above_floor_ratio`` compares what is left above it.
+* ``floor``: the flicker of the ground truth, whose colour does not change at all: what grain
+  and the output's quantisation add to the measurement on their own, step by step: ``frames``
+  (sRGB uint8), ``ycbcr444_8bit`` (then 8-bit BT.601 limited-range YCbCr, exact maths, no
+  subsampling, no codec), ``i420`` (the pipeline's own RGB -> 4:2:0 conversion, decoded as
+  the file is, no codec), ``file`` (the pipeline's writer: H.264 CRF 18);
+* ``same_colour`` (per model): the model's frames with the colour of each still part frozen (its
+  per-frame ab averaged over the part), on the frames and through the pipeline's writer: what
+  a perfect stabiliser would measure. ``best_file_ratio`` is that file flicker over per-frame
+  colorization's: no stabiliser can measure below it on the file.
 
 PSNR is against the ground-truth colour frames (dB, mean over frames). ``cut_identical``: the
 first frame of each shot equals the per-frame colorization (nothing of the previous shot).
-Prints one JSON object.
+``--encoders`` adds a table of x264 settings (:data:`ENCODERS`): for each, the file flicker of
+the ground truth, of per-frame colorization, of the default strength and of the frozen colour,
+the ratios, the PSNR change, the size and the encoder's CPU time. Prints one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import tempfile
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +53,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 STRENGTHS = (0.0, 0.5, 0.8, 0.9, 1.0)
 FILMS = {"grain": {"grain": 2.0}, "old": {"grain": 2.0, "exposure": 0.03}}
+FPS = 25
+X264 = {"preset": "medium"}
+ENCODERS: dict[str, tuple[dict[str, str], str]] = {
+    "crf 18 (default)": ({"crf": "18"}, "yuv420p"),
+    "crf 14": ({"crf": "14"}, "yuv420p"),
+    "crf 12": ({"crf": "12"}, "yuv420p"),
+    "crf 23": ({"crf": "23"}, "yuv420p"),
+    "crf 18 chroma-qp-offset -2": ({"crf": "18", "x264-params": "chroma-qp-offset=-2"}, "yuv420p"),
+    "crf 18 chroma-qp-offset -4": ({"crf": "18", "x264-params": "chroma-qp-offset=-4"}, "yuv420p"),
+    "crf 18 chroma-qp-offset -6": ({"crf": "18", "x264-params": "chroma-qp-offset=-6"}, "yuv420p"),
+    "crf 18 chroma-qp-offset +3": ({"crf": "18", "x264-params": "chroma-qp-offset=3"}, "yuv420p"),
+    "crf 18 tune grain": ({"crf": "18", "tune": "grain"}, "yuv420p"),
+    "crf 18 tune film": ({"crf": "18", "tune": "film"}, "yuv420p"),
+    "crf 18 psy-rd 0": ({"crf": "18", "x264-params": "psy-rd=0,0"}, "yuv420p"),
+    "crf 18 aq-mode 0": ({"crf": "18", "x264-params": "aq-mode=0"}, "yuv420p"),
+    "crf 18 preset slow": ({"crf": "18", "preset": "slow"}, "yuv420p"),
+    "crf 18 yuv444p": ({"crf": "18"}, "yuv444p"),
+    "lossless (qp 0)": ({"qp": "0"}, "yuv420p"),
+    "lossless (qp 0) yuv444p": ({"qp": "0"}, "yuv444p"),
+}
+"""x264 settings compared by ``--encoders`` (preset medium unless given), all through the
+pipeline's own RGB -> YUV conversion (:func:`chromalab.video.writer.rgb_to_i420` for 4:2:0)."""
 
 
 def region_dab(a: np.ndarray, b: np.ndarray, k: int = 8) -> np.ndarray:
@@ -60,33 +91,130 @@ def region_flicker(frames: np.ndarray, pairs: list[int], k: int = 8) -> float:
     return float(np.mean([region_dab(frames[t - 1], frames[t], k).mean() for t in pairs]))
 
 
-def same_colour_floor(clip, col, gray: np.ndarray) -> float:
-    """Per-pixel flicker of the model's frames with each still part's colour frozen."""
+def encode(frames: np.ndarray, path: Path, options: dict[str, str] | None = None, pix_fmt: str = "yuv420p") -> Path:
+    """sRGB frames ``(N, H, W, 3)`` -> an H.264 MP4 at ``FPS``. With no ``options``: the pipeline's
+    own writer (:class:`~chromalab.video.writer.VideoWriter`, defaults); else libx264 with
+    ``options`` and the writer's colour conversion and tags."""
+    import av
+
+    from chromalab.video.source import VideoInfo
+    from chromalab.video.writer import VideoWriter, rgb_to_i420
+
+    n, h, w, _ = frames.shape
+    tb = Fraction(1, FPS)
+    if options is None:
+        info = VideoInfo(path=path, container="mp4", codec="h264", width=w, height=h, fps=Fraction(FPS),
+                         time_base=tb, n_frames=n, duration=n / FPS)
+        wr = VideoWriter(path, "mp4", info, pix_fmt=pix_fmt)
+        for t in range(n):
+            wr.write_frame(frames[t], t, tb)
+        wr.close()
+        return path
+    with av.open(str(path), "w", format="mp4") as out:
+        vs = out.add_stream("libx264", rate=FPS, time_base=tb, options={**X264, **options})
+        vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
+        cc = vs.codec_context
+        cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc = 6, 1, 1, 1  # as the writer tags it
+        for t in range(n):
+            if pix_fmt == "yuv420p":
+                fr = av.VideoFrame.from_ndarray(rgb_to_i420(frames[t]), format="yuv420p")
+            else:
+                fr = av.VideoFrame.from_ndarray(frames[t], format="rgb24").reformat(
+                    format=pix_fmt, dst_colorspace="ITU601", dst_color_range="MPEG")
+            fr.pts, fr.time_base = t, tb
+            for p in vs.encode(fr):
+                out.mux(p)
+        for p in vs.encode(None):
+            out.mux(p)
+    return path
+
+
+def ycbcr_8bit(frames: np.ndarray) -> np.ndarray:
+    """sRGB uint8 -> 8-bit BT.601 limited-range YCbCr 4:4:4 (rounded) -> sRGB uint8, exact maths."""
+    m = np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]) / 255.0
+    off = np.array([16.0, 128.0, 128.0])
+    m_inv = np.linalg.inv(m)
+    out = np.empty_like(frames)
+    for t, f in enumerate(frames):  # frame by frame: float64 copies of a whole film are large
+        yuv = np.clip(np.rint(f.astype(np.float64) @ m.T + off), 0, 255)
+        out[t] = np.clip(np.rint((yuv - off) @ m_inv.T), 0, 255)
+    return out
+
+
+def i420_roundtrip(frames: np.ndarray) -> np.ndarray:
+    """The pipeline's RGB -> 4:2:0 conversion, decoded back as a file is (PyAV/swscale), no codec."""
+    import av
+
+    from chromalab.video.writer import rgb_to_i420
+
+    return np.stack([av.VideoFrame.from_ndarray(rgb_to_i420(f), format="yuv420p").to_ndarray(format="rgb24")
+                     for f in frames])
+
+
+def frozen_colour(clip, col, gray: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """``frames`` with each still part replaced by the model's colour frozen over the part (its
+    per-frame ab averaged) on each frame's own L: what a perfect stabiliser would output there."""
     from PIL import Image
 
     from chromalab.video.compose import compose_frame
-    from chromalab.video.testclip import flicker
 
-    frames, pairs = [], []
+    out = frames.copy()
     for a, b in clip.static:
         items = [col.prepare(Image.fromarray(g)) for g in gray[a:b]]
         mean_ab = np.mean(col.predict_work(items), axis=0)  # (2, h, w): the part's colour, frozen
-        pairs += list(range(len(frames) + 1, len(frames) + b - a))
-        frames += [compose_frame(it.L, mean_ab) for it in items]
-    return flicker(np.stack(frames), pairs)
+        out[a:b] = [compose_frame(it.L, mean_ab) for it in items]
+    return out
 
 
-def measure(clip, src: Path, tmp: Path, model: str) -> tuple[dict, dict]:
-    """Rows per strength (and the model's floor), and the frame-API outputs per strength."""
-    from chromalab.video import VideoColorizer, colorize_video_file, make_colorizer
-    from chromalab.video.testclip import read_frames, score
+def _cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def encoder_table(clip, frames: dict[str, np.ndarray], tmp: Path) -> dict:
+    """File flicker of the truth, per-frame, temporal and frozen colour under each of :data:`ENCODERS`."""
+    import os
+
+    from chromalab.metrics import psnr_per_image
+    from chromalab.video.testclip import flicker, read_frames
+
+    pairs = clip.static_pairs()
+    table = {}
+    for name, (opts, pix_fmt) in ENCODERS.items():
+        row: dict = {}
+        for key, fr in frames.items():
+            path = tmp / f"enc_{key}.mp4"
+            c = _cpu_s()
+            encode(fr, path, opts, pix_fmt)
+            cpu = _cpu_s() - c
+            dec = read_frames(path)
+            row[key] = round(flicker(dec, pairs), 4)
+            if key == "per_frame":
+                row["kB"] = os.path.getsize(path) // 1024
+                row["encode_cpu_ms_per_frame"] = round(1000 * cpu / len(fr), 1)
+            if key in ("per_frame", "temporal"):
+                row[f"{key}_psnr"] = round(float(psnr_per_image(clip.truth, dec).mean()), 3)
+                row[f"{key}_8px"] = round(region_flicker(dec, pairs), 4)
+        row["ratio"] = round(row["temporal"] / row["per_frame"], 3)
+        row["ratio_8px"] = round(row["temporal_8px"] / row["per_frame_8px"], 3)
+        row["best_ratio"] = round(row["same_colour"] / row["per_frame"], 3)
+        row["psnr_gain_db"] = round(row["temporal_psnr"] - row["per_frame_psnr"], 3)
+        table[name] = row
+    return table
+
+
+def measure(clip, src: Path, tmp: Path, model: str, strengths=STRENGTHS, encoders: bool = False) -> tuple[dict, dict]:
+    """Rows per strength (and the model's floors), and the frame-API outputs per strength."""
+    from chromalab.video import DEFAULT_STRENGTH, VideoColorizer, colorize_video_file, make_colorizer
+    from chromalab.video.testclip import flicker, read_frames, score
 
     col = make_colorizer(model)
     pairs = clip.static_pairs()
     gray = read_frames(src)[..., 0]  # (N, H, W): the decoded input
     rows: dict = {}
     outs: dict = {}
-    for s in STRENGTHS:
+    strengths = sorted({0.0, DEFAULT_STRENGTH, *strengths})
+    for s in strengths:
         vc = VideoColorizer(col, temporal=s)
         items = [vc.prepare(g) for g in gray]
         stable = [vc.stabilizer.step(it.work, ab) for it, ab in zip(items, col.predict_work(items), strict=True)]
@@ -103,15 +231,23 @@ def measure(clip, src: Path, tmp: Path, model: str) -> tuple[dict, dict]:
             "file_psnr": round(en["psnr"], 3), "cuts": vc.cuts,
             "cut_identical": bool(all(np.array_equal(frames[c], outs[0.0][c]) for c in clip.cuts)),
         }
-    floor = same_colour_floor(clip, col, gray)
+    frozen = frozen_colour(clip, col, gray, outs[DEFAULT_STRENGTH])
+    floor = flicker(frozen, pairs)
     base = rows["0.0"]
+    file_frozen = flicker(read_frames(encode(frozen, tmp / f"{model}_frozen.mp4")), pairs)
+    same = {"frames": round(floor, 4), "file": round(file_frozen, 4),
+            "best_file_ratio": round(file_frozen / base["file_flicker"], 3)}
     for r in rows.values():
-        for k in ("flicker", "flicker_8px", "flicker_work", "file_flicker"):
+        for k in ("flicker", "flicker_8px", "flicker_work", "file_flicker", "file_flicker_8px"):
             r[f"{k}_ratio"] = round(r[k] / base[k], 3)
         r["flicker_above_floor_ratio"] = round((r["flicker"] - floor) / (base["flicker"] - floor), 3)
         r["psnr_gain_db"] = round(r["psnr"] - base["psnr"], 3)
         r["file_psnr_gain_db"] = round(r["file_psnr"] - base["file_psnr"], 3)
-    return {"floor_same_colour": round(floor, 4), **rows}, outs
+    out = {"same_colour": same, **rows}
+    if encoders:
+        out["encoders"] = encoder_table(clip, {"truth": clip.truth, "per_frame": outs[0.0],
+                                               "temporal": outs[DEFAULT_STRENGTH], "same_colour": frozen}, tmp)
+    return out, outs
 
 
 def figure(clip, gray: np.ndarray, outs: dict, strength: float, title: str, path: Path) -> None:
@@ -163,31 +299,65 @@ def main() -> None:
     ap.add_argument("--figure-film", default="old", choices=list(FILMS))
     ap.add_argument("--figure-model", default=None, help="default: the last of --models")
     ap.add_argument("--figure-strength", type=float, default=0.9)
+    ap.add_argument("--seed", type=int, default=0, help="the films' grain and exposure flicker")
+    ap.add_argument("--strengths", type=float, nargs="+", default=list(STRENGTHS),
+                    help="temporal strengths (0 and the default are always measured)")
+    ap.add_argument("--no-sweep", action="store_true", help="only 0 and the default strength")
+    ap.add_argument("--encoders", action="store_true", help="also the table of x264 settings (ENCODERS)")
     args = ap.parse_args()
+    strengths = [] if args.no_sweep else args.strengths
 
     from chromalab.video.testclip import flicker, read_frames, render_clip, write_clip
 
-    out: dict = {"size": f"{args.width}x{args.height}x{args.frames}", "films": {}}
+    out: dict = {"size": f"{args.width}x{args.height}x{args.frames}", "seed": args.seed, "films": {}}
     fig_model = args.figure_model or args.models[-1]
     with tempfile.TemporaryDirectory() as tmp:
         for film in args.films:
-            clip = render_clip(args.width, args.height, args.frames, **FILMS[film])
+            clip = render_clip(args.width, args.height, args.frames, seed=args.seed, **FILMS[film])
             src = write_clip(clip, Path(tmp) / f"{film}.mp4")
-            truth = read_frames(write_clip(clip, Path(tmp) / f"{film}_truth.mp4", colour=True, quality=18))
+            truth = read_frames(encode(clip.truth, Path(tmp) / f"{film}_truth.mp4"))  # the pipeline's writer
             pairs = clip.static_pairs()
             res: dict = {"settings": FILMS[film], "cuts": clip.cuts, "static": clip.static,
                          "floor": {"frames": round(flicker(clip.truth, pairs), 4),
-                                   "frames_8px": round(region_flicker(clip.truth, pairs), 4),
+                                   "ycbcr444_8bit": round(flicker(ycbcr_8bit(clip.truth), pairs), 4),
+                                   "i420": round(flicker(i420_roundtrip(clip.truth), pairs), 4),
                                    "file": round(flicker(truth, pairs), 4),
+                                   "frames_8px": round(region_flicker(clip.truth, pairs), 4),
                                    "file_8px": round(region_flicker(truth, pairs), 4)}}
             for model in args.models:
-                res[model], outs = measure(clip, src, Path(tmp), model)
+                res[model], outs = measure(clip, src, Path(tmp), model, strengths, args.encoders)
                 if args.figure is not None and film == args.figure_film and model == fig_model:
                     title = (f"{film} film ({', '.join(f'{k} {v}' for k, v in FILMS[film].items())}), "
                              f"{model} model, {args.width}x{args.height}")
                     figure(clip, read_frames(src)[..., 0], outs, args.figure_strength, title, args.figure)
+                    res["figure"] = str(args.figure)
             out["films"][film] = res
     print(json.dumps(out))
+    summary(out)
+
+
+def summary(out: dict) -> None:
+    """The headline numbers, readable, on stderr (stdout has the JSON)."""
+    from chromalab.video import DEFAULT_STRENGTH
+
+    d = str(DEFAULT_STRENGTH)
+    for film, res in out["films"].items():
+        fl = res["floor"]
+        print(f"{film} film, seed {out['seed']}: ground-truth floor per pixel: frames {fl['frames']}, 8-bit YCbCr "
+              f"{fl['ycbcr444_8bit']}, 4:2:0 {fl['i420']}, H.264 file {fl['file']}", file=sys.stderr)
+        for model, r in res.items():
+            if not isinstance(r, dict) or "same_colour" not in r:
+                continue
+            a, b, sc = r["0.0"], r[d], r["same_colour"]
+            print(f"  {model}, temporal {d} vs 0: per pixel frames {b['flicker']}/{a['flicker']} = "
+                  f"{b['flicker_ratio']:.0%}, file {b['file_flicker']}/{a['file_flicker']} = {b['file_flicker_ratio']:.0%} "
+                  f"(frozen colour: {sc['best_file_ratio']:.0%}); 8x8 px frames {b['flicker_8px_ratio']:.0%}, file "
+                  f"{b['file_flicker_8px_ratio']:.0%}; PSNR {b['psnr_gain_db']:+.3f} dB (file {b['file_psnr_gain_db']:+.3f}); "
+                  f"cuts {b['cuts']} (truth {res['cuts']}), first frames identical: {b['cut_identical']}", file=sys.stderr)
+            for name, e in r.get("encoders", {}).items():
+                print(f"    {name:28s} truth {e['truth']:.3f} per-frame {e['per_frame']:.3f} temporal {e['temporal']:.3f} "
+                      f"ratio {e['ratio']:.0%} (8x8 {e['ratio_8px']:.0%}, frozen {e['best_ratio']:.0%}) "
+                      f"PSNR {e['psnr_gain_db']:+.3f} {e['kB']} kB {e['encode_cpu_ms_per_frame']} ms/frame", file=sys.stderr)
 
 
 if __name__ == "__main__":
