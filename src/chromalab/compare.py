@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from .compare_config import load_compare_preset  # validated (compare_config.CompareSettings)
 from .errors import ChromalabError
 from .results import ROW_KEYS
 
@@ -80,13 +79,6 @@ class ComparePlan:
     only: list[str] | None = None
     settings: dict = field(default_factory=dict)
     vividness: float | None = None  # the colour models' vividness (None: each model's own default)
-
-
-def load_compare_preset(preset: str) -> dict:
-    presets = yaml.safe_load((Path(__file__).parent / "configs" / "compare.yaml").read_text())
-    if preset not in presets:
-        raise ChromalabError(f"unknown compare preset {preset!r} (choose {', '.join(presets)})")
-    return presets[preset]
 
 
 def net_overrides(cfg: Config, settings: dict) -> dict:
