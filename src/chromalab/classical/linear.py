@@ -32,7 +32,7 @@ def ridge_path(X, Y, X_val, Y_val, alphas) -> list[dict]:
         R += xb.T @ (Y[s : s + 8192].double() - ym)
     G /= n
     R /= n
-    from ..predictors.features import single_threaded
+    from ..ops import single_threaded
 
     with single_threaded():  # eigh is ~15x slower with 2 threads on busy cores
         lam, Q = torch.linalg.eigh(G)

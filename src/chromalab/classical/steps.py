@@ -7,6 +7,8 @@ import json
 import time
 from pathlib import Path
 
+from ..results import METRIC_KEYS
+
 
 class Log:
     """Log lines to stderr, each with the seconds since the start and the model's name."""
@@ -46,7 +48,7 @@ def evaluate(pred, prep, cfg, out: Path, ceiling=None, log=print) -> dict:
 
 
 def summary(m: dict) -> dict:
-    keys = ("psnr", "ssim", "mse", "l1", "mse_rgb", "l1_rgb", "r2", "cf", "delta_cf", "count", "excluded", "size")
+    keys = (*METRIC_KEYS, "count", "excluded", "size")  # the colour metrics too, as every other table
     return {k: m[k] for k in keys if k in m}
 
 

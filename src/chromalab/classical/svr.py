@@ -14,7 +14,8 @@ from .steps import Log, figure_rows, finish
 
 
 def train_svr(cfg: SVRConfig, prep, out: Path) -> dict:
-    from ..predictors.features import LFeatures, resize_batch
+    from ..ops import resize_batch
+    from ..predictors.features import LFeatures
     from ..predictors.pca import PCA, PCACeiling, ab_flat, save_reconstruction_figure, save_variance_figure
     from ..predictors.svr import MultiOutputSVR, SVRColorizer, TargetScaler
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 
+from .._io import atomic_path
 from .plots import plot_losses
 
 METRIC_COLUMNS = ("epoch", "progress", "step", "images", "train_loss", "val_loss", "val_psnr", "val_ssim", "lr",
@@ -158,14 +159,12 @@ class RunRecorder(pl.Callback):
 
     def _write(self) -> None:
         path = self.folder / "metrics.csv"
-        tmp = path.with_name("metrics.csv.tmp")
         columns = metric_columns(self.rows)
-        with tmp.open("w", newline="") as f:
+        with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=columns)
             w.writeheader()
             for r in self.rows:
                 w.writerow({k: r.get(k) for k in columns})
-        tmp.replace(path)
         if self.rows:
             plot_losses(self.rows, self.folder / "loss.png", trace=self.trace)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .._io import atomic_path
+
 
 def plot_losses(rows: list[dict], path: Path, trace: list[dict] | None = None) -> None:
     """train / val loss per epoch (left), val PSNR / SSIM (middle) and, when the rows have them
@@ -60,7 +62,6 @@ def plot_losses(rows: list[dict], path: Path, trace: list[dict] | None = None) -
         a4.set_title("GAN losses (markers: epoch means)")
         a4.legend(fontsize="small")
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    tmp.replace(path)

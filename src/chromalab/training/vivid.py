@@ -21,7 +21,6 @@ pixels of natural images from dominating the loss (Zhang, Isola & Efros, 2016).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._io import atomic_path
 from ..abbins import (
     DEFAULT_LAMBDA,
     DEFAULT_NEIGHBOURS,
@@ -157,9 +157,8 @@ def load_or_compute_prior(folder: Path, split_fn: Callable[[], SplitData], centr
         if ok:
             return d
     d = compute_prior(split_fn(), c, lam=lam, sigma=sigma, max_images=max_images)
-    tmp = path.with_name(f"{PRIOR_FILE}.{os.getpid()}.tmp")  # DDP: every rank computes the same; each its own tmp
-    tmp.write_text(json.dumps(d))
-    tmp.replace(path)
+    with atomic_path(path) as tmp:  # DDP: every rank computes the same; each writes its own temporary file
+        tmp.write_text(json.dumps(d))
     if log is not None:
         w = np.asarray(d["weights"])
         log(f"vivid prior: {len(c)} ab bins from {d['pixels']:,} pixels of {d['images']:,} train images; "
