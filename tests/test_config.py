@@ -150,3 +150,15 @@ def test_saved_run_config_reruns_exactly(tiny_zip, tmp_path):
     assert _read(second) == (rows, info, test)
     w1, w2 = load_file(str(first / "best.safetensors")), load_file(str(second / "best.safetensors"))
     assert w1.keys() == w2.keys() and all(bool((w1[k] == w2[k]).all()) for k in w1)
+
+
+def test_the_config_stored_in_weights_has_no_local_paths(tmp_path):
+    """A weights file may be bundled or shared: its config keeps neither the data path nor the
+    folder of the warm-start weights (only that file's name); the run's config.yaml keeps both."""
+    cfg = resolve_config("colornet", None, "quick", {"init_from": str(tmp_path / "w" / "start.safetensors")},
+                         {"data": str(tmp_path / "data.zip")})
+    assert cfg.init_from == str(tmp_path / "w" / "start.safetensors") and cfg.data == str(tmp_path / "data.zip")
+    shared = cfg.shareable()
+    assert shared["init_from"] == "start.safetensors" and shared["data"] is None
+    assert str(tmp_path) not in repr(shared)
+    assert resolve_config("unet", "mse", "quick").shareable()["init_from"] is None

@@ -139,8 +139,10 @@ class NetConfig(ConfigModel):
     def shareable(self) -> dict:
         """The config as stored inside a weights file, which may be shared or bundled: without the
         local data path (where the data lived on the training machine says nothing about the model;
-        the run folder's config.yaml keeps it for --resume)."""
-        return {**self.model_dump(), "data": None}
+        the run folder's config.yaml keeps it for --resume), and with only the file name of the
+        ``init_from`` weights (their folder is just as local)."""
+        init = Path(self.init_from).name if self.init_from else None
+        return {**self.model_dump(), "data": None, "init_from": init}
 
 
 def preset_path(preset: str) -> Path:
