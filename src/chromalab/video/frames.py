@@ -55,7 +55,7 @@ def make_colorizer(model="default", **settings):
     predictor the way ``chromalab colorize --temperature`` does it. A Colorizer given as
     ``model`` is used as it is (settings then raise: they would be ignored).
     """
-    from ..inference import Colorizer, get_colorizer
+    from ..inference.colorizer import Colorizer, get_colorizer
 
     if isinstance(model, Colorizer):
         if settings:
@@ -83,7 +83,7 @@ def check_hints(colorizer, hints) -> list:
     if hints is None or len(hints) == 0:
         return []
     from ..hints import parse_hints
-    from ..inference import _model_label
+    from ..inference.provenance import _model_label
 
     if not colorizer.takes_hints:
         raise SettingError(f"{_model_label(colorizer.name)}: this model takes no colour hints (the guided model "
@@ -149,8 +149,8 @@ class VideoColorizer:
         self.stabilizer.reset()
 
     def prepare(self, frame):
-        """A frame (gray ``(H, W)`` / RGB ``(H, W, 3)`` / RGBA uint8 array, or PIL image) -> ``Prepared``."""
-        from ..inference import load_input
+        """A frame (gray ``(H, W)`` / RGB ``(H, W, 3)`` / RGBA uint8 array, or PIL image) -> ``PreparedImage``."""
+        from ..inference.colorizer import load_input
 
         item = self.colorizer.prepare(load_input(frame, self.colorizer.max_pixels))
         if self.hints:  # the same points on every frame: paint them once per frame size

@@ -179,7 +179,7 @@ def colorize_video_file(src: str | os.PathLike, dst: str | os.PathLike, colorize
     check_hints_fit(vc.hints, info.width, info.height, label)
     vc.batch = batch_for(info.height, info.width, vc.batch)
     if record is None:
-        from ..inference import _hints_record
+        from ..inference.provenance import _hints_record
 
         col = vc.colorizer
         v = (col.vividness if vc.vividness is None else vc.vividness) if col.controls else None
