@@ -344,16 +344,22 @@ def summary(out: dict) -> None:
     for film, res in out["films"].items():
         fl = res["floor"]
         print(f"{film} film, seed {out['seed']}: ground-truth floor per pixel: frames {fl['frames']}, 8-bit YCbCr "
-              f"{fl['ycbcr444_8bit']}, 4:2:0 {fl['i420']}, H.264 file {fl['file']}", file=sys.stderr)
+              f"{fl['ycbcr444_8bit']}, 4:2:0 {fl['i420']}, H.264 file {fl['file']}; 8x8 px frames {fl['frames_8px']}, "
+              f"file {fl['file_8px']}", file=sys.stderr)
         for model, r in res.items():
             if not isinstance(r, dict) or "same_colour" not in r:
                 continue
             a, b, sc = r["0.0"], r[d], r["same_colour"]
             print(f"  {model}, temporal {d} vs 0: per pixel frames {b['flicker']}/{a['flicker']} = "
                   f"{b['flicker_ratio']:.0%}, file {b['file_flicker']}/{a['file_flicker']} = {b['file_flicker_ratio']:.0%} "
-                  f"(frozen colour: {sc['best_file_ratio']:.0%}); 8x8 px frames {b['flicker_8px_ratio']:.0%}, file "
-                  f"{b['file_flicker_8px_ratio']:.0%}; PSNR {b['psnr_gain_db']:+.3f} dB (file {b['file_psnr_gain_db']:+.3f}); "
-                  f"cuts {b['cuts']} (truth {res['cuts']}), first frames identical: {b['cut_identical']}", file=sys.stderr)
+                  f"(frozen colour: {sc['file']}, {sc['best_file_ratio']:.0%}); 8x8 px frames {b['flicker_8px_ratio']:.0%}, "
+                  f"file {b['file_flicker_8px_ratio']:.0%}; working-size ab {b['flicker_work_ratio']:.0%}; PSNR "
+                  f"{b['psnr_gain_db']:+.3f} dB (file {b['file_psnr_gain_db']:+.3f}); cuts {b['cuts']} (truth "
+                  f"{res['cuts']}), first frames identical: {b['cut_identical']}", file=sys.stderr)
+            for k, x in r.items():
+                if k[0].isdigit() and k not in ("0.0", d):
+                    print(f"    temporal {k}: per pixel frames {x['flicker_ratio']:.0%}, file {x['file_flicker_ratio']:.0%}, "
+                          f"PSNR {x['psnr_gain_db']:+.3f} dB", file=sys.stderr)
             for name, e in r.get("encoders", {}).items():
                 print(f"    {name:28s} truth {e['truth']:.3f} per-frame {e['per_frame']:.3f} temporal {e['temporal']:.3f} "
                       f"ratio {e['ratio']:.0%} (8x8 {e['ratio_8px']:.0%}, frozen {e['best_ratio']:.0%}) "
