@@ -24,7 +24,9 @@ Flicker is mean |Δab| (Euclidean, Lab units) between consecutive frames of the 
   and the output's quantisation add to the measurement on their own, step by step: ``frames``
   (sRGB uint8), ``ycbcr444_8bit`` (then 8-bit BT.601 limited-range YCbCr, exact maths, no
   subsampling, no codec), ``i420`` (the pipeline's own RGB -> 4:2:0 conversion, decoded as
-  the file is, no codec), ``file`` (the pipeline's writer: H.264 CRF 18);
+  the file is, no codec), ``file`` (the pipeline's writer: H.264 CRF 18); ``i420_opencv`` and
+  ``file_opencv_i420``: the same with OpenCV's I420 (each block's top-left chroma), as the
+  writer did before 2026-12-02;
 * ``same_colour`` (per model): the model's frames with the colour of each still part frozen (its
   per-frame ab averaged over the part), on the frames and through the pipeline's writer: what
   a perfect stabiliser would measure. ``best_file_ratio`` is that file flicker over per-frame
@@ -91,15 +93,24 @@ def region_flicker(frames: np.ndarray, pairs: list[int], k: int = 8) -> float:
     return float(np.mean([region_dab(frames[t - 1], frames[t], k).mean() for t in pairs]))
 
 
-def encode(frames: np.ndarray, path: Path, options: dict[str, str] | None = None, pix_fmt: str = "yuv420p") -> Path:
+def opencv_i420(rgb: np.ndarray) -> np.ndarray:
+    """OpenCV's own RGB -> I420 (chroma of each 2x2 block's top-left pixel): the writer's before 2026-12-02."""
+    import cv2
+
+    return np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), dtype=np.uint8)
+
+
+def encode(frames: np.ndarray, path: Path, options: dict[str, str] | None = None, pix_fmt: str = "yuv420p",
+           i420=None) -> Path:
     """sRGB frames ``(N, H, W, 3)`` -> an H.264 MP4 at ``FPS``. With no ``options``: the pipeline's
     own writer (:class:`~chromalab.video.writer.VideoWriter`, defaults); else libx264 with
-    ``options`` and the writer's colour conversion and tags."""
+    ``options`` and the writer's colour conversion and tags (``i420``: another RGB -> I420)."""
     import av
 
     from chromalab.video.source import VideoInfo
     from chromalab.video.writer import VideoWriter, rgb_to_i420
 
+    i420 = i420 or rgb_to_i420
     n, h, w, _ = frames.shape
     tb = Fraction(1, FPS)
     if options is None:
@@ -117,7 +128,7 @@ def encode(frames: np.ndarray, path: Path, options: dict[str, str] | None = None
         cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc = 6, 1, 1, 1  # as the writer tags it
         for t in range(n):
             if pix_fmt == "yuv420p":
-                fr = av.VideoFrame.from_ndarray(rgb_to_i420(frames[t]), format="yuv420p")
+                fr = av.VideoFrame.from_ndarray(i420(frames[t]), format="yuv420p")
             else:
                 fr = av.VideoFrame.from_ndarray(frames[t], format="rgb24").reformat(
                     format=pix_fmt, dst_colorspace="ITU601", dst_color_range="MPEG")
@@ -141,13 +152,14 @@ def ycbcr_8bit(frames: np.ndarray) -> np.ndarray:
     return out
 
 
-def i420_roundtrip(frames: np.ndarray) -> np.ndarray:
-    """The pipeline's RGB -> 4:2:0 conversion, decoded back as a file is (PyAV/swscale), no codec."""
+def i420_roundtrip(frames: np.ndarray, i420=None) -> np.ndarray:
+    """The pipeline's RGB -> 4:2:0 conversion (or ``i420``), decoded back as a file is (PyAV/swscale), no codec."""
     import av
 
     from chromalab.video.writer import rgb_to_i420
 
-    return np.stack([av.VideoFrame.from_ndarray(rgb_to_i420(f), format="yuv420p").to_ndarray(format="rgb24")
+    i420 = i420 or rgb_to_i420
+    return np.stack([av.VideoFrame.from_ndarray(i420(f), format="yuv420p").to_ndarray(format="rgb24")
                      for f in frames])
 
 
@@ -321,7 +333,10 @@ def main() -> None:
                          "floor": {"frames": round(flicker(clip.truth, pairs), 4),
                                    "ycbcr444_8bit": round(flicker(ycbcr_8bit(clip.truth), pairs), 4),
                                    "i420": round(flicker(i420_roundtrip(clip.truth), pairs), 4),
+                                   "i420_opencv": round(flicker(i420_roundtrip(clip.truth, opencv_i420), pairs), 4),
                                    "file": round(flicker(truth, pairs), 4),
+                                   "file_opencv_i420": round(flicker(read_frames(encode(
+                                       clip.truth, Path(tmp) / "cv.mp4", {"crf": "18"}, i420=opencv_i420)), pairs), 4),
                                    "frames_8px": round(region_flicker(clip.truth, pairs), 4),
                                    "file_8px": round(region_flicker(truth, pairs), 4)}}
             for model in args.models:
@@ -344,8 +359,9 @@ def summary(out: dict) -> None:
     for film, res in out["films"].items():
         fl = res["floor"]
         print(f"{film} film, seed {out['seed']}: ground-truth floor per pixel: frames {fl['frames']}, 8-bit YCbCr "
-              f"{fl['ycbcr444_8bit']}, 4:2:0 {fl['i420']}, H.264 file {fl['file']}; 8x8 px frames {fl['frames_8px']}, "
-              f"file {fl['file_8px']}", file=sys.stderr)
+              f"{fl['ycbcr444_8bit']}, 4:2:0 {fl['i420']} (OpenCV's {fl['i420_opencv']}), H.264 file {fl['file']} "
+              f"(OpenCV's 4:2:0 {fl['file_opencv_i420']}); 8x8 px frames {fl['frames_8px']}, file {fl['file_8px']}",
+              file=sys.stderr)
         for model, r in res.items():
             if not isinstance(r, dict) or "same_colour" not in r:
                 continue
