@@ -72,11 +72,13 @@ ENCODERS: dict[str, tuple[dict[str, str], str]] = {
     "crf 18 aq-mode 0": ({"crf": "18", "x264-params": "aq-mode=0"}, "yuv420p"),
     "crf 18 preset slow": ({"crf": "18", "preset": "slow"}, "yuv420p"),
     "crf 18 yuv444p": ({"crf": "18"}, "yuv444p"),
+    "crf 18 yuv420p10le": ({"crf": "18"}, "yuv420p10le"),
     "lossless (qp 0)": ({"qp": "0"}, "yuv420p"),
     "lossless (qp 0) yuv444p": ({"qp": "0"}, "yuv444p"),
 }
-"""x264 settings compared by ``--encoders`` (preset medium unless given), all through the
-pipeline's own RGB -> YUV conversion (:func:`chromalab.video.writer.rgb_to_i420` for 4:2:0)."""
+"""x264 settings compared by ``--encoders`` (preset medium unless given), through the pipeline's
+own RGB -> YUV conversion for 8-bit 4:2:0 (:func:`chromalab.video.writer.rgb_to_i420`), FFmpeg's
+(swscale) for the other pixel formats."""
 
 
 def region_dab(a: np.ndarray, b: np.ndarray, k: int = 8) -> np.ndarray:
