@@ -20,6 +20,7 @@ Flicker is mean |Δab| (Euclidean, Lab units) between consecutive frames of the 
 * ``flicker``: per pixel, on the output frames (sRGB uint8); ``file_flicker``: on the decoded file;
 * ``flicker_8px``: the same on the mean ab of 8x8-pixel regions (the colour of a wall or a face);
 * ``flicker_work``: on the ab at the model's working size, after the stabiliser (what it changes);
+  ``still_confidence``, ``still_weight``: the stabiliser's mean confidence and history weight there;
 * ``floor``: the flicker of the ground truth, whose colour does not change at all: what grain
   and the output's quantisation add to the measurement on their own, step by step: ``frames``
   (sRGB uint8), ``ycbcr444_8bit`` (then 8-bit BT.601 limited-range YCbCr, exact maths, no
@@ -231,7 +232,10 @@ def measure(clip, src: Path, tmp: Path, model: str, strengths=STRENGTHS, encoder
     for s in strengths:
         vc = VideoColorizer(col, temporal=s)
         items = [vc.prepare(g) for g in gray]
-        stable = [vc.stabilizer.step(it.work, ab) for it, ab in zip(items, col.predict_work(items), strict=True)]
+        stable, steps = [], []
+        for it, ab in zip(items, col.predict_work(items), strict=True):
+            stable.append(vc.stabilizer.step(it.work, ab))
+            steps.append(vc.stabilizer.last)  # confidence and weight given to the history
         work_fl = float(np.mean([np.sqrt(((stable[t] - stable[t - 1]) ** 2).sum(0)).mean() for t in pairs]))
         vc = VideoColorizer(col, temporal=s)
         frames = np.stack(list(vc.colorize_frames(gray)))
@@ -244,6 +248,8 @@ def measure(clip, src: Path, tmp: Path, model: str, strengths=STRENGTHS, encoder
             "file_flicker": round(en["flicker"], 4), "file_flicker_8px": round(region_flicker(enc, pairs), 4),
             "file_psnr": round(en["psnr"], 3), "cuts": vc.cuts,
             "cut_identical": bool(all(np.array_equal(frames[c], outs[0.0][c]) for c in clip.cuts)),
+            "still_confidence": round(float(np.mean([steps[t].confidence for t in pairs])), 3),
+            "still_weight": round(float(np.mean([steps[t].weight for t in pairs])), 3),
         }
     frozen = frozen_colour(clip, col, gray, outs[DEFAULT_STRENGTH])
     floor = flicker(frozen, pairs)
@@ -371,7 +377,9 @@ def summary(out: dict) -> None:
             print(f"  {model}, temporal {d} vs 0: per pixel frames {b['flicker']}/{a['flicker']} = "
                   f"{b['flicker_ratio']:.0%}, file {b['file_flicker']}/{a['file_flicker']} = {b['file_flicker_ratio']:.0%} "
                   f"(frozen colour: {sc['file']}, {sc['best_file_ratio']:.0%}); 8x8 px frames {b['flicker_8px_ratio']:.0%}, "
-                  f"file {b['file_flicker_8px_ratio']:.0%}; working-size ab {b['flicker_work_ratio']:.0%}; PSNR "
+                  f"file {b['file_flicker_8px_ratio']:.0%}; working-size ab {b['flicker_work_ratio']:.0%}; above the frozen "
+                  f"colour's frames flicker {b['flicker_above_floor_ratio']:.0%}; still: confidence "
+                  f"{b['still_confidence']}, weight {b['still_weight']}; PSNR "
                   f"{b['psnr_gain_db']:+.3f} dB (file {b['file_psnr_gain_db']:+.3f}); cuts {b['cuts']} (truth "
                   f"{res['cuts']}), first frames identical: {b['cut_identical']}", file=sys.stderr)
             for k, x in r.items():
