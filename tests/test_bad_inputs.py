@@ -401,11 +401,16 @@ def test_a_failing_write_leaves_no_file_under_the_final_name(tmp_path, capsys, m
 def test_ctrl_c_in_the_middle_of_a_batch_leaves_only_whole_outputs(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
-    n = 200
+    n = 40
     rng = np.random.default_rng(0)
+    # A few small photos, then large ones (12 MP each, small on disk: smooth): the first output appears
+    # fast, and the rest takes many seconds, so the run cannot finish before this process sees that
+    # output and sends Ctrl-C, however busy the machine is (with 200 small photos it once did, in CI).
+    big = np.broadcast_to(np.linspace(0, 255, 4000, dtype=np.uint8)[None, :, None], (3000, 4000, 3))
+    big_png = encode(Image.fromarray(np.ascontiguousarray(big)), "PNG", compress_level=6)
     for i in range(n):
-        (src / f"p{i:03d}.png").write_bytes(encode(Image.fromarray(rng.integers(0, 256, (300, 400, 3), np.uint8)),
-                                                   "PNG", compress_level=0))
+        small = encode(Image.fromarray(rng.integers(0, 256, (300, 400, 3), np.uint8)), "PNG", compress_level=0)
+        (src / f"p{i:03d}.png").write_bytes(small if i < 4 else big_png)
     before = snapshot(src)
     out = tmp_path / "out"
     env = {**os.environ, "COLUMNS": "200"}
