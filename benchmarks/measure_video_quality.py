@@ -33,7 +33,8 @@ Flicker is mean |Δab| (Euclidean, Lab units) between consecutive frames of the 
   a perfect stabiliser would measure. ``best_file_ratio`` is that file flicker over per-frame
   colorization's: no stabiliser can measure below it on the file.
 
-PSNR is against the ground-truth colour frames (dB, mean over frames). ``cut_identical``: the
+PSNR is against the ground-truth colour frames (dB, mean over frames; its change also over the
+still parts' frames and over the others). ``cut_identical``: the
 first frame of each shot equals the per-frame colorization (nothing of the previous shot).
 ``--encoders`` adds a table of x264 settings (:data:`ENCODERS`): for each, the file flicker of
 the ground truth, of per-frame colorization, of the default strength and of the frozen colour,
@@ -228,7 +229,13 @@ def measure(clip, src: Path, tmp: Path, model: str, strengths=STRENGTHS, encoder
     gray = read_frames(src)[..., 0]  # (N, H, W): the decoded input
     rows: dict = {}
     outs: dict = {}
+    from chromalab.metrics import psnr_per_image
+
     strengths = sorted({0.0, DEFAULT_STRENGTH, *strengths})
+    per_frame_psnr: dict = {}
+    still = np.zeros(clip.n_frames, bool)
+    for a, b in clip.static:
+        still[a:b] = True
     for s in strengths:
         vc = VideoColorizer(col, temporal=s)
         items = [vc.prepare(g) for g in gray]
@@ -242,6 +249,7 @@ def measure(clip, src: Path, tmp: Path, model: str, strengths=STRENGTHS, encoder
         enc = read_frames(colorize_video_file(src, tmp / f"{model}_{s}.mp4", col, s).dst)
         outs[s] = frames
         fr, en = score(clip, frames), score(clip, enc)
+        per_frame_psnr[s] = psnr_per_image(clip.truth, frames)  # (N,) dB
         rows[str(s)] = {
             "flicker": round(fr["flicker"], 4), "flicker_8px": round(region_flicker(frames, pairs), 4),
             "flicker_work": round(work_fl, 4), "psnr": round(fr["psnr"], 3),
@@ -257,11 +265,14 @@ def measure(clip, src: Path, tmp: Path, model: str, strengths=STRENGTHS, encoder
     file_frozen = flicker(read_frames(encode(frozen, tmp / f"{model}_frozen.mp4")), pairs)
     same = {"frames": round(floor, 4), "file": round(file_frozen, 4),
             "best_file_ratio": round(file_frozen / base["file_flicker"], 3)}
-    for r in rows.values():
-        for k in ("flicker", "flicker_8px", "flicker_work", "file_flicker", "file_flicker_8px"):
-            r[f"{k}_ratio"] = round(r[k] / base[k], 3)
+    for k, r in rows.items():
+        for key in ("flicker", "flicker_8px", "flicker_work", "file_flicker", "file_flicker_8px"):
+            r[f"{key}_ratio"] = round(r[key] / base[key], 3)
         r["flicker_above_floor_ratio"] = round((r["flicker"] - floor) / (base["flicker"] - floor), 3)
         r["psnr_gain_db"] = round(r["psnr"] - base["psnr"], 3)
+        gain = per_frame_psnr[float(k)] - per_frame_psnr[0.0]
+        r["psnr_gain_still_db"] = round(float(gain[still].mean()), 3)  # frames of the still parts
+        r["psnr_gain_moving_db"] = round(float(gain[~still].mean()), 3)  # the rest: moving, and cut frames
         r["file_psnr_gain_db"] = round(r["file_psnr"] - base["file_psnr"], 3)
     out = {"same_colour": same, **rows}
     if encoders:
@@ -380,7 +391,8 @@ def summary(out: dict) -> None:
                   f"file {b['file_flicker_8px_ratio']:.0%}; working-size ab {b['flicker_work_ratio']:.0%}; above the frozen "
                   f"colour's frames flicker {b['flicker_above_floor_ratio']:.0%}; still: confidence "
                   f"{b['still_confidence']}, weight {b['still_weight']}; PSNR "
-                  f"{b['psnr_gain_db']:+.3f} dB (file {b['file_psnr_gain_db']:+.3f}); cuts {b['cuts']} (truth "
+                  f"{b['psnr_gain_db']:+.3f} dB (still frames {b['psnr_gain_still_db']:+.3f}, moving "
+                  f"{b['psnr_gain_moving_db']:+.3f}; file {b['file_psnr_gain_db']:+.3f}); cuts {b['cuts']} (truth "
                   f"{res['cuts']}), first frames identical: {b['cut_identical']}", file=sys.stderr)
             for k, x in r.items():
                 if k[0].isdigit() and k not in ("0.0", d):
