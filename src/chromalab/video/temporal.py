@@ -37,9 +37,10 @@ from ..color import L_MAX
 
 DEFAULT_STRENGTH = 0.9
 """Default ``temporal``: the weight of the warped history where the flow is fully reliable,
-times :data:`MAX_WEIGHT` (so 0.855, a memory of about 7 frames). On the test films flicker and
-PSNR both improve steadily up to 1 (docs/video.md); 0.9 leaves the colour free to follow a
-slow real change within a third of a second."""
+times :data:`MAX_WEIGHT` (so 0.855, a memory of about 7 frames). On the test films flicker keeps
+falling up to 1, while PSNR against the truth falls slightly from 0.8 up with the retrained
+default model, which changes its colour as the view changes (docs/video.md, table 2); 0.9
+leaves the colour free to follow a slow real change within a third of a second."""
 MAX_WEIGHT = 0.95
 """The history never gets more than this weight, so a new prediction always counts."""
 SIGMA_FB = 0.5

@@ -39,9 +39,9 @@ def rgb_to_i420(rgb: np.ndarray) -> np.ndarray:
     swscale also low-passes the chroma, with a wider kernel). OpenCV's own I420 takes the chroma
     of each block's top-left pixel alone, which aliases colour edges and, in grainy film, makes
     the chroma of every block follow one pixel's grain. Measured on the test films' ground truth
-    through H.264 CRF 18: per-pixel |Δab| between still frames 0.739 instead of 0.762 (grain
-    film; 0.846 instead of 0.869 on the old film), colorized frames +0.01 dB PSNR. It costs 1.7 ms
-    of CPU a frame at 640x480 (OpenCV's I420 alone 0.2 ms; x264 takes ~40).
+    through H.264 CRF 18: per-pixel |Δab| between still frames 0.74 instead of 0.76 (grain film),
+    0.85 instead of 0.87 (old film) (docs/video.md, table 3). It costs 1.7 ms of CPU a frame at
+    640x480 (OpenCV's I420 alone 0.2 ms; x264 takes ~40).
     """
     import cv2
 
