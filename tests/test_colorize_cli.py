@@ -22,7 +22,7 @@ from PIL import Image
 from skimage.color import rgb2lab
 
 from chromalab.errors import ChromalabError, ModelError
-from chromalab.images import image_to_L, open_image
+from chromalab.images import DEFAULT_MAX_PIXELS, image_to_L, open_image
 from chromalab.inference import MAX_WORK_SIZE, colorize_cli, plan_jobs, read_provenance
 
 from .test_images import build_bad_inputs, build_good_inputs, encode, photo
@@ -476,6 +476,7 @@ def test_help_is_plain_and_tells_the_real_defaults(tmp_path):
     assert "--temperature" not in text  # the vivid model's T: hidden, --vividness is the user-facing control
     assert "--vividness V 0 (most accurate) to 1 (most colourful)" in text and "--hint X,Y,COLOR" in text
     assert f"1 to {MAX_WORK_SIZE}" in text
+    assert f"--max-pixels N Refuse larger images (default {DEFAULT_MAX_PIXELS:,})." in text  # images' limit
     assert "records the model and settings that made it" in text and "made again" in text
     assert "--overwrite Make every output again" in text
     assert load_predictor("vivid", progress=False).temperature == pytest.approx(0.2)  # the help tells the truth

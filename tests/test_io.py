@@ -83,6 +83,20 @@ def test_progress_bar_columns():
     assert bar.disable and bar.live.transient
     kinds = [type(c).__name__ for c in progress_bar("preparing", unit="img", info=True, elapsed=True).columns]
     assert kinds == ["TextColumn", "BarColumn", "MofNCompleteColumn", "TextColumn", "TextColumn",
-                     "TimeElapsedColumn", "TimeRemainingColumn"]
+                     "TimeElapsedColumn", "TextColumn", "TimeRemainingColumn"]
+    assert "Rate" in [type(c).__name__ for c in progress_bar("video", rate="fps").columns]
     dl = progress_bar("downloading", transfer=True, transient=False)
     assert DownloadColumn in [type(c) for c in dl.columns] and not dl.live.transient
+
+
+def test_progress_bar_shows_the_label_as_it_is_and_the_rate():
+    from rich.console import Console
+
+    con = Console(record=True, width=160, force_terminal=False)
+    bar = progress_bar("colorizing in/[b]x[/b] {y}.png", unit="frames", rate="fps", elapsed=True, console=con)
+    task = bar.add_task("", total=12)
+    bar.update(task, completed=6)
+    con.print(bar.make_tasks_table(bar.tasks))
+    text = con.export_text()
+    assert "colorizing in/[b]x[/b] {y}.png" in text  # neither markup nor a format field
+    assert "6/12 frames" in text and "... fps" in text and "ETA" in text

@@ -83,13 +83,15 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, mkdir: bool = True)
 
 # ---- the progress bar ---------------------------------------------------------------------------
 def progress_bar(label: str, *, enabled: bool = True, transient: bool = True, unit: str | None = None,
-                 info: bool = False, elapsed: bool = False, transfer: bool = False,
+                 info: bool = False, rate: str | None = None, elapsed: bool = False, transfer: bool = False,
                  console: Console | None = None) -> Progress:
     """A rich progress bar: ``label``, the bar, done/total (``unit`` after it), ETA.
 
-    ``info``: a column showing the task's ``info`` field (``add_task(..., info="")``); ``elapsed``: the
-    time so far before the ETA; ``transfer``: bytes done/total and the speed instead of the bar (a
-    download); ``transient``: the bar disappears when done; ``enabled=False``: nothing is shown.
+    ``label`` is shown as it is (a file name with ``[`` or ``{`` in it is neither markup nor a
+    format field). ``info``: a column showing the task's ``info`` field (``add_task(..., info="")``);
+    ``rate``: the speed, done per second, with this unit (``"fps"``); ``elapsed``: the time so far,
+    then ``ETA`` and the time left; ``transfer``: bytes done/total and the speed instead of the bar
+    (a download); ``transient``: the bar disappears when done; ``enabled=False``: nothing is shown.
     """
     from rich.progress import (
         BarColumn,
@@ -102,8 +104,13 @@ def progress_bar(label: str, *, enabled: bool = True, transient: bool = True, un
         TimeRemainingColumn,
         TransferSpeedColumn,
     )
+    from rich.text import Text
 
-    columns: list[ProgressColumn] = [TextColumn(label)]
+    class Rate(ProgressColumn):
+        def render(self, task) -> Text:
+            return Text(f"{task.speed:5.1f} {rate}" if task.speed else f"  ... {rate}")
+
+    columns: list[ProgressColumn] = [TextColumn(label.replace("{", "{{").replace("}", "}}"), markup=False)]
     if transfer:
         columns += [DownloadColumn(), TransferSpeedColumn()]
     else:
@@ -112,8 +119,10 @@ def progress_bar(label: str, *, enabled: bool = True, transient: bool = True, un
             columns.append(TextColumn(unit))
         if info:
             columns.append(TextColumn("{task.fields[info]}"))
+        if rate:
+            columns.append(Rate())
         if elapsed:
-            columns.append(TimeElapsedColumn())
+            columns += [TimeElapsedColumn(), TextColumn("ETA")]
     columns.append(TimeRemainingColumn())
     return Progress(*columns, console=console, transient=transient, disable=not enabled)
 

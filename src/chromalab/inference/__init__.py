@@ -34,7 +34,6 @@ full-size steps run on one small shared thread pool.
 
 What lives where (each module imports only those above it)::
 
-    atomic.py       files written whole (temporary file, rename) with the usual mode
     resample.py     the L resize (Pillow) and the ab upsampling taps (equal to Pillow's)
     bands.py        the shared thread pool for full-size work in row bands
     png.py          the PNG encoder (faster than Pillow's) and save_png, text chunks first

@@ -16,15 +16,15 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._io import finish_temp, temp_path_beside
+from .._io import progress_bar as _progress_bar
 from ..errors import VideoError
-from ..inference.atomic import _umask_mode
 from .formats import DEFAULT_PIX_FMT, container_for, effective_crf, encoder_options, resolve_codec
 from .frames import VideoColorizer, batch_for, check_hints_fit, make_colorizer
 from .provenance import provenance_tag
@@ -97,27 +97,12 @@ def check_output(dst: str | os.PathLike, codec: str | None, crf: int | None) -> 
 
 
 def progress_bar(label: str, total: int, console=None):
-    """A rich progress bar (on stderr, or ``console``): frames, fps, elapsed, ETA -> (bar, report)."""
+    """The video's progress bar (on stderr, or ``console``): frames, fps, elapsed, ETA -> (bar, report)."""
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        ProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-    from rich.text import Text
 
-    class Fps(ProgressColumn):
-        def render(self, task):
-            return Text(f"{task.speed:5.1f} fps" if task.speed else "  ... fps")
-
-    bar = Progress(TextColumn("colorizing {task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("frames"), Fps(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                   console=console or Console(stderr=True), transient=True)
-    task = bar.add_task(label, total=total)  # the name as data: no markup, no format fields
+    bar = _progress_bar(f"colorizing {label}", unit="frames", rate="fps", elapsed=True,
+                        console=console or Console(stderr=True))
+    task = bar.add_task("", total=total)
     return bar, lambda done, _total: bar.update(task, completed=done)
 
 
@@ -187,11 +172,9 @@ def colorize_video_file(src: str | os.PathLike, dst: str | os.PathLike, colorize
                               enc, crf, exact=exact, pix_fmt=pix_fmt)
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".part")
-        os.close(fd)
+        tmp = temp_path_beside(dst, ".part")
     except OSError as e:
         raise VideoError(f"{dst}: cannot write here ({e.strerror or e})") from None
-    tmp = Path(tmp_name)
     bar = None
     try:
         if progress is True:
@@ -203,8 +186,7 @@ def colorize_video_file(src: str | os.PathLike, dst: str | os.PathLike, colorize
             frames, notes = _run(src, label, tmp, fmt, info, vc, codec, crf, pix_fmt, report,
                                  provenance_tag(record))
         try:
-            os.chmod(tmp, _umask_mode())
-            os.replace(tmp, dst)
+            finish_temp(tmp, dst)
         except OSError as e:
             raise VideoError(f"{dst}: cannot write it ({e.strerror or e})") from None
     except BaseException:
