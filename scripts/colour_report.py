@@ -253,6 +253,8 @@ MARK_END = "<!-- colour_report: end -->"
 def results_rows(path: Path, info: dict, refs: dict, frontier: list[dict]) -> None:
     """Add (or replace) the bundled colour models' rows in docs/RESULTS.md, between the markers, below
     the comparison's own table (whose rows stay as the comparison wrote them)."""
+    from chromalab.results import replace_marked_block
+
     if not path.is_file():
         return
     text = path.read_text()
@@ -269,12 +271,7 @@ def results_rows(path: Path, info: dict, refs: dict, frontier: list[dict]) -> No
         *[_row(f"default, vividness {r['vividness']:g}", r) for r in frontier if r["vividness"] in (0.0, 1.0)],
         MARK_END,
     ])
-    if MARK_BEGIN in text and MARK_END in text:
-        head, rest = text.split(MARK_BEGIN, 1)
-        text = head + block + rest.split(MARK_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
+    path.write_text(replace_marked_block(text, MARK_BEGIN, MARK_END, block))
 
 
 if __name__ == "__main__":

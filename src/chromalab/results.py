@@ -52,3 +52,13 @@ def format_value(key: str, value) -> str:
     if key in RUN_KEYS:
         return f"{value:,.0f}"
     return f"{value:.2f}"
+
+
+def replace_marked_block(text: str, begin: str, end: str, block: str) -> str:
+    """``text`` with the part from the line ``begin`` to the line ``end`` replaced by ``block`` (which
+    starts with ``begin`` and ends with ``end``), or with ``block`` added at the end when the markers
+    are not there: how the report scripts keep their generated rows in a hand-written page."""
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        return head + block + rest.split(end, 1)[1]
+    return text.rstrip("\n") + "\n\n" + block + "\n"
