@@ -272,6 +272,31 @@ def test_stabiliser_alone():
         VideoColorizer("gray", temporal=2)
 
 
+def test_history_memory_is_longer_where_nothing_moves():
+    import cv2
+
+    from chromalab.video.temporal import MAX_WEIGHT, STILL_MEMORY
+
+    rng = np.random.default_rng(3)
+    big = cv2.GaussianBlur(rng.uniform(0, 100, (96, 160)).astype(np.float32), (0, 0), 3) * 3 - 100  # texture
+    big = np.clip(big, 5, 95)
+    ab = np.full((2, 48, 64), 10.0, np.float32)
+
+    def weights(step_px: int) -> list[float]:
+        st, out = TemporalStabilizer(0.9), []
+        for t in range(8):
+            L = big[20:68, 20 + step_px * t : 84 + step_px * t] + rng.normal(0, 0.5, (48, 64)).astype(np.float32)
+            st.step(np.ascontiguousarray(L), ab)
+            out.append(st.last.weight)
+        return out[1:]
+
+    still, moving = weights(0), weights(2)
+    moving_w = MAX_WEIGHT * 0.9  # 0.855: a memory of 5.9 frames beyond the current one
+    still_w = 1 - 1 / (1 + STILL_MEMORY * (1 / (1 - moving_w) - 1))  # 0.976
+    assert min(still) > moving_w + 0.05 and max(still) <= still_w  # still: the long memory
+    assert max(moving) <= moving_w and min(moving) > 0.3  # a 2-px pan: matched, the short memory
+
+
 def test_model_settings_pass_through(col):
     with pytest.raises(ChromalabError, match="unknown model setting"):
         make_colorizer("default", sharpness=3)
