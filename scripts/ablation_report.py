@@ -20,12 +20,11 @@ import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
+from chromalab.results import COLOUR_KEYS, colour_table_head, colour_table_row
 
 ROOT = Path(__file__).resolve().parents[1]
 V_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-KEYS = ("psnr", "ssim", "delta_cf", "cf", "auc", "auc_rb", "cool_recall")
-HEAD = "| model | images seen | PSNR dB | SSIM | ΔCF | CF | AuC | AuC rebal. | cool recall |"
+HEAD = colour_table_head("model", "images seen")
 MODELS = (
     ("with the class head (the bundled default)", "src/chromalab/weights/default.safetensors",
      ("docs/provenance/colornet_run", "docs/provenance/colornet_more_run")),
@@ -38,9 +37,7 @@ MARK_END = "<!-- ablation_report: end -->"
 
 
 def _row(name: str, images: int, m: dict) -> str:
-    f = {"psnr": "{:.3f}", "ssim": "{:.4f}", "delta_cf": "{:.2f}", "cf": "{:.2f}", "auc": "{:.4f}",
-         "auc_rb": "{:.4f}", "cool_recall": "{:.3f}"}
-    return f"| {name} | {images:,} | " + " | ".join(f[k].format(m[k]) for k in KEYS) + " |"
+    return colour_table_row(name, f"{images:,}", metrics=m)
 
 
 def budget(runs: tuple[str, ...]) -> dict:
@@ -126,7 +123,7 @@ def main() -> None:
                                                        indent=1, default=float))
 
     with_, without = models
-    d = {k: with_["default"][k] - without["default"][k] for k in KEYS}
+    d = {k: with_["default"][k] - without["default"][k] for k in COLOUR_KEYS}
     same_v = [(a["vividness"], a, b) for a, b in zip(with_["frontier"], without["frontier"], strict=True)]
     best_psnr = [max(m["frontier"], key=lambda r: r["psnr"]) for m in models]
     lines = [
@@ -153,13 +150,13 @@ def main() -> None:
         "",
         "## Each at its default vividness",
         "",
-        HEAD, "|---|---|---|---|---|---|---|---|---|",
+        *HEAD,
         _row("gray (leave it gray)", 0, gray),
         *[_row(m["label"] + f", vividness {m['decoding']['vividness']:g}", m["train_images"], m["default"])
           for m in models],
         "",
         "With minus without, at the defaults: " + ", ".join(
-            f"{k} {d[k]:+.4f}" if k in ("ssim", "auc", "auc_rb", "cool_recall") else f"{k} {d[k]:+.3f}" for k in KEYS)
+            f"{k} {d[k]:+.4f}" if k in ("ssim", "auc", "auc_rb", "cool_recall") else f"{k} {d[k]:+.3f}" for k in COLOUR_KEYS)
         + ".",
         "",
         "## Both frontiers: vividness 0 (most accurate) to 1 (most colourful)",
@@ -188,7 +185,7 @@ def main() -> None:
             f"Measured by `{info['command']}` on {info['date']} at commit {commit}; details in "
             "[ablation.md](ablation.md).",
             "",
-            HEAD, "|---|---|---|---|---|---|---|---|---|",
+            *HEAD,
             *[_row(m["label"] + f", vividness {m['decoding']['vividness']:g}", m["train_images"], m["default"])
               for m in models],
             MARK_END,
@@ -198,5 +195,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    np.seterr(all="ignore")
     main()

@@ -19,16 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
+from chromalab.results import colour_table_head, colour_table_row
+
 V_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 HINT_COUNTS = (0, 1, 2, 5, 10, 20)
-KEYS = ("psnr", "ssim", "delta_cf", "cf", "auc", "auc_rb", "cool_recall")
-HEAD = "| model | PSNR dB | SSIM | ΔCF | CF | AuC | AuC rebal. | cool recall |"
+HEAD = colour_table_head("model")
 
 
 def _row(name: str, m: dict) -> str:
-    f = {"psnr": "{:.3f}", "ssim": "{:.4f}", "delta_cf": "{:.2f}", "cf": "{:.2f}", "auc": "{:.4f}",
-         "auc_rb": "{:.4f}", "cool_recall": "{:.3f}"}
-    return "| " + name + " | " + " | ".join(f[k].format(m[k]) for k in KEYS) + " |"
+    return colour_table_row(name, metrics=m)
 
 
 def real_photos():
@@ -207,7 +206,7 @@ def main() -> None:
         "",
         "## The bundled models on the test split",
         "",
-        HEAD, "|---|---|---|---|---|---|---|---|",
+        *HEAD,
         *[_row(n, m) for n, m in refs.items()],
         "",
         "`regression` is the previous default (U-Net, SSIM-hybrid loss); `vivid` the ab-bin classifier "
@@ -215,7 +214,7 @@ def main() -> None:
         "",
         "## The frontier: vividness 0 (most accurate) to 1 (most colourful)",
         "",
-        HEAD, "|---|---|---|---|---|---|---|---|",
+        *HEAD,
         *[_row(f"default, vividness {r['vividness']:g}", r) for r in frontier],
         "",
         "![PSNR against ΔCF across vividness, and the colour metrics](figures/colour_frontier.png)",
@@ -266,7 +265,7 @@ def results_rows(path: Path, info: dict, refs: dict, frontier: list[dict]) -> No
         f"({info['test_images']:,} test images), details in [colour.md](colour.md). The rows above are the "
         "comparison's, as it wrote them; these are the models `chromalab colorize` ships.",
         "",
-        HEAD, "|---|---|---|---|---|---|---|---|",
+        *HEAD,
         *[_row(n, m) for n, m in refs.items()],
         *[_row(f"default, vividness {r['vividness']:g}", r) for r in frontier if r["vividness"] in (0.0, 1.0)],
         MARK_END,

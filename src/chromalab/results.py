@@ -62,3 +62,21 @@ def replace_marked_block(text: str, begin: str, end: str, block: str) -> str:
         head, rest = text.split(begin, 1)
         return head + block + rest.split(end, 1)[1]
     return text.rstrip("\n") + "\n\n" + block + "\n"
+
+
+COLOUR_KEYS = ("psnr", "ssim", "delta_cf", "cf", "auc", "auc_rb", "cool_recall")
+"""The columns of the colour reports' tables (docs/colour.md, docs/ablation.md and their RESULTS.md rows)."""
+_COLOUR_HEADINGS = ("PSNR dB", "SSIM", "ΔCF", "CF", "AuC", "AuC rebal.", "cool recall")
+_COLOUR_DIGITS = {"psnr": 3, "ssim": 4, "delta_cf": 2, "cf": 2, "auc": 4, "auc_rb": 4, "cool_recall": 3}
+
+
+def colour_table_head(*first: str) -> list[str]:
+    """The heading and rule lines of a colour table whose first columns are ``first``."""
+    cols = [*first, *_COLOUR_HEADINGS]
+    return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+
+
+def colour_table_row(*first: str, metrics: dict) -> str:
+    """One row of a colour table: the ``first`` cells as given, then :data:`COLOUR_KEYS` of ``metrics``."""
+    cells = [*first, *(f"{metrics[k]:.{_COLOUR_DIGITS[k]}f}" for k in COLOUR_KEYS)]
+    return "| " + " | ".join(cells) + " |"
