@@ -9,8 +9,9 @@ The rules (the test split is never looked at):
    among those whose val ΔCF is at most 3 (the colourfulness of the originals); if none, the
    smallest ΔCF.
 2. For each ``t_blend`` of its grid, the default vividness is the largest v of 0, 0.05, ..., 1
-   whose val PSNR is at least gray + 1.0 dB with ΔCF at most 15; when even v = 0 misses
-   gray + 1.0 dB, the largest v within 0.25 dB of v = 0's PSNR.
+   whose val PSNR is at least gray + 1.0 dB with ΔCF at most 15; when no v has both, the
+   largest v within 0.25 dB of v = 0's PSNR. (Until commit d39ae75 this line said "when even
+   v = 0 misses gray + 1.0 dB"; the code has always applied the fallback whenever no v has both.)
 3. ``t_blend``: the one whose default has the highest val cool recall.
 
 The chosen values are stored in the file (``arch_kwargs``: vividness, t_blend, t_vivid), with the
@@ -63,7 +64,7 @@ def main() -> None:
         rule = "psnr >= gray + 1.0 dB and delta_cf <= 15"
         if not good:
             good = [r for r in rows if r["psnr"] >= rows[0]["psnr"] - 0.25]
-            rule = "v = 0 misses gray + 1.0 dB: within 0.25 dB of v = 0"
+            rule = "no v has psnr >= gray + 1.0 dB with delta_cf <= 15: within 0.25 dB of v = 0"
         best = max(good, key=lambda r: r["vividness"])
         per_blend[tb] = {"rows": rows, "default": best, "rule": rule}
         print(f"t_blend {tb}: default v {best['vividness']:.2f} ({rule}): PSNR {best['psnr']:.3f}, "
