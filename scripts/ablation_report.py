@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -65,11 +64,12 @@ def main() -> None:
 
     from chromalab.data.cache import load_prepared
     from chromalab.evaluate import evaluate_split
-    from chromalab.frontier import heads_over, metrics_at, sweep
+    from chromalab.frontier import heads_over, label_frontier_axes, metrics_at, sweep
     from chromalab.predictors.baselines import GrayPredictor
     from chromalab.predictors.nets import read_meta
     from chromalab.registry import load_predictor
     from chromalab.results import replace_marked_block
+    from chromalab.version import git_commit
 
     t0 = time.perf_counter()
     test = load_prepared(args.data).split("test", limit=args.limit)
@@ -102,11 +102,7 @@ def main() -> None:
                 label=f"AuC rebalanced, {m['label'].split(' (')[0]}")
     a1.plot(gray["delta_cf"], gray["psnr"], "ks", label="gray")
     a1.axhline(gray["psnr"], color="0.6", ls="--", lw=0.8)
-    a1.set_xlabel("ΔCF (|mean colourfulness − originals'|) ↓")
-    a1.set_ylabel("PSNR dB ↑")
-    a1.set_title(f"vividness 0..1 (star: each model's default), {gray['count']:,} test images", fontsize=9)
-    a1.invert_xaxis()
-    a1.legend(fontsize="small")
+    label_frontier_axes(a1, f"vividness 0..1 (star: each model's default), {gray['count']:,} test images", fontsize=9)
     a2.axhline(gray["auc_rb"], color="0.6", ls=":", lw=0.8, label="gray's AuC rebalanced")
     a2.set_xlabel("vividness")
     a2.set_title("colour metrics across vividness", fontsize=9)
@@ -115,8 +111,7 @@ def main() -> None:
     fig.savefig(figs / "ablation_frontier.png", dpi=90)
     plt.close(fig)
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=ROOT).stdout.strip()
+    commit = git_commit()
     info = {"command": "python scripts/ablation_report.py --data ../shared/data/tiny-imagenet-200-subset.zip --out docs"
             + (f" --limit {args.limit}" if args.limit else ""),
             "date": time.strftime("%Y-%m-%d"), "commit": commit, "test_images": gray["count"],

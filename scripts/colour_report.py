@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -86,10 +85,11 @@ def main() -> None:
 
     from chromalab.data.cache import load_prepared
     from chromalab.evaluate import evaluate_split
-    from chromalab.frontier import heads_over, sweep
+    from chromalab.frontier import heads_over, label_frontier_axes, sweep
     from chromalab.predictors.hinted import SimulatedHints
     from chromalab.predictors.nets import read_meta
     from chromalab.registry import REGISTRY, load_predictor
+    from chromalab.version import git_commit
 
     t0 = time.perf_counter()
     prep = load_prepared(args.data)
@@ -123,11 +123,7 @@ def main() -> None:
         if name in refs:
             a1.plot(refs[name]["delta_cf"], refs[name]["psnr"], mk, label=name)
     a1.axhline(gray["psnr"], color="0.6", ls="--", lw=0.8)
-    a1.set_xlabel("ΔCF (|mean colourfulness − originals'|) ↓")
-    a1.set_ylabel("PSNR dB ↑")
-    a1.set_title(f"accuracy against colour, test split ({gray['count']:,} images)")
-    a1.invert_xaxis()
-    a1.legend(fontsize="small")
+    label_frontier_axes(a1, f"accuracy against colour, test split ({gray['count']:,} images)")
     a2.plot([r["vividness"] for r in frontier], [r["cool_recall"] for r in frontier], "o-", label="cool recall")
     a2.plot([r["vividness"] for r in frontier], [r["auc_rb"] for r in frontier], "s-", label="AuC rebalanced")
     a2.axhline(gray["auc_rb"], color="C1", ls=":", lw=0.8, label="gray's AuC rebalanced")
@@ -150,7 +146,7 @@ def main() -> None:
     fig.savefig(figs / "hints_curve.png", dpi=90)
     plt.close(fig)
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = git_commit()
     info = {"command": "python scripts/colour_report.py --data ../shared/data/tiny-imagenet-200-subset.zip --out docs"
             + (f" --limit {args.limit}" if args.limit else ""),
             "date": time.strftime("%Y-%m-%d"), "commit": commit, "test_images": gray["count"],

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -31,14 +30,14 @@ import numpy as np
 
 from chromalab.results import colour_table_head, colour_table_row
 
-ROOT = Path(__file__).resolve().parents[1]
 V_GRID = tuple(round(v, 1) for v in np.arange(0, 1.0001, 0.1))
 G_GRID = tuple(round(g, 1) for g in np.arange(1.0, 2.0001, 0.1))
 DCF_TARGET = 15.0
 
 
 class Mirrored:
-    """A split seen in a mirror: the same images flipped left-right (``batches`` and ``len`` only)."""
+    """A split's L flipped left-right, for :func:`chromalab.frontier.heads_over` (``batches`` and ``len`` only;
+    ab and rgb pass through unflipped: only L goes into the net, and the mirror's heads are flipped back)."""
 
     def __init__(self, split) -> None:
         self.split, self.name = split, f"{split.name}, mirrored"
@@ -48,7 +47,7 @@ class Mirrored:
 
     def batches(self, batch_size: int):
         for L, ab, rgb in self.split.batches(batch_size):  # L (N, 1, S, S), ab (N, 2, S, S), rgb (N, S, S, 3)
-            yield L[..., ::-1].copy(), ab[..., ::-1].copy(), rgb[:, :, ::-1].copy()
+            yield L[..., ::-1].copy(), ab, rgb
 
 
 def psnr_at_dcf(rows: list[dict], target: float) -> float | None:
@@ -76,9 +75,10 @@ def main() -> None:
 
     from chromalab.data.cache import load_prepared
     from chromalab.evaluate import evaluate_split
-    from chromalab.frontier import heads_over, metrics_at
+    from chromalab.frontier import heads_over, label_frontier_axes, metrics_at
     from chromalab.predictors.baselines import GrayPredictor
     from chromalab.registry import load_predictor
+    from chromalab.version import git_commit
 
     t0 = time.perf_counter()
     split = load_prepared(args.data).split(args.split, limit=args.limit)
@@ -106,17 +106,13 @@ def main() -> None:
     ax.plot(gray["delta_cf"], gray["psnr"], "ks", label="gray")
     ax.axhline(gray["psnr"] + 1.0, color="0.5", ls="--", lw=0.8, label="gray + 1 dB")
     ax.axvline(DCF_TARGET, color="0.5", ls=":", lw=0.8, label=f"ΔCF {DCF_TARGET:g}")
-    ax.set_xlabel("ΔCF (|mean colourfulness − originals'|) ↓")
-    ax.set_ylabel("PSNR dB ↑")
-    ax.set_title(f"decodings of the {args.model} model's heads, {gray['count']:,} {args.split} images", fontsize=9)
-    ax.invert_xaxis()
-    ax.legend(fontsize="small")
+    label_frontier_axes(ax, f"decodings of the {args.model} model's heads, {gray['count']:,} {args.split} images",
+                        fontsize=9)
     fig.tight_layout()
     fig.savefig(figs / "decoding_frontier.png", dpi=90)
     plt.close(fig)
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=ROOT).stdout.strip()
+    commit = git_commit()
     command = "python scripts/decoding_probe.py --data ../shared/data/tiny-imagenet-200-subset.zip --out docs" + (
         f" --model {args.model}" if args.model != "default" else "") + (
         f" --split {args.split}" if args.split != "val" else "") + (f" --limit {args.limit}" if args.limit else "")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import platform
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from typing import Any
 from .compare_config import load_compare_preset  # validated (compare_config.CompareSettings)
 from .errors import ChromalabError
 from .results import ROW_KEYS
+from .version import git_commit
 
 
 @dataclass(frozen=True)
@@ -208,7 +208,7 @@ def run_compare(preset: str = "quick", data: str | None = None, out: str | Path 
         "preset": preset,
         "vividness": vividness,  # the colour models' vividness (None: each model's own default)
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "commit": _git_commit(),
+        "commit": git_commit(),
         "data_source": prep.source,
         "split_sizes": {"train": prep.counts["train"], "val": prep.counts["val"], "test_total": prep.counts["test"],
                         "test_evaluated": len(test)},
@@ -238,9 +238,3 @@ def run_compare(preset: str = "quick", data: str | None = None, out: str | Path 
     return results
 
 
-def _git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None

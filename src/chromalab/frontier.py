@@ -55,6 +55,16 @@ def metrics_at(net, heads, vividness: float, t_blend: float | None = None, t_viv
     return {"vividness": float(vividness), "t_blend": tb, "t_vivid": tv, **acc.compute(), "count": len(L)}
 
 
+def label_frontier_axes(ax, title: str, **title_kw) -> None:
+    """Label a matplotlib ``ax`` that plots PSNR against ΔCF (the reports' frontier plots): axis names,
+    ``title``, the ΔCF axis inverted (more colourful to the right) and the legend."""
+    ax.set_xlabel("ΔCF (|mean colourfulness − originals'|) ↓")
+    ax.set_ylabel("PSNR dB ↑")
+    ax.set_title(title, **title_kw)
+    ax.invert_xaxis()
+    ax.legend(fontsize="small")
+
+
 def sweep(net, heads, values: Sequence[float]) -> list[dict]:
     """:func:`metrics_at` for each vividness in ``values``."""
     return [metrics_at(net, heads, v) for v in values]
