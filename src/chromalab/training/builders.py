@@ -45,6 +45,7 @@ def _colornet_module(cfg: NetConfig, net, dm, out: Path, log):
     import numpy as np
 
     from .colornet import ColorNetModule
+    from .scenes import SceneAug
     from .vivid import load_or_compute_prior
 
     prior = load_or_compute_prior(out, lambda: dm.split("train"), net.centres.cpu().numpy(), lam=cfg.rebalance,
@@ -52,7 +53,22 @@ def _colornet_module(cfg: NetConfig, net, dm, out: Path, log):
     return ColorNetModule(net, np.asarray(prior["weights"]), ce_weight=cfg.ce_weight, reg_weight=cfg.reg_weight,
                           class_weight=cfg.class_weight, hint_p_none=cfg.hint_p_none, hint_p_geom=cfg.hint_p_geom,
                           hint_max=cfg.hint_max, seed=cfg.seed, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                          schedule=cfg.schedule, warmup=cfg.warmup, channels_last=cfg.channels_last)
+                          schedule=cfg.schedule, warmup=cfg.warmup, channels_last=cfg.channels_last,
+                          scene=SceneAug(cfg.scene_p_mosaic, cfg.scene_p_zoom, cfg.scene_p_blur, cfg.scene_p_noise,
+                                         cfg.scene_p_jpeg, cfg.scene_p_tone),
+                          photos=_photos(cfg, log))
+
+
+def _photos(cfg: NetConfig, log) -> list:
+    """The real photos of ``cfg.photos`` at ``cfg.photos_long_side`` (none: an empty list)."""
+    if not cfg.photos:
+        return []
+    from ..photos import load_photos
+
+    photos, excluded, failed = load_photos(cfg.photos, cfg.photos_long_side, progress=False)
+    log(f"photos for validation: {len(photos)} from {cfg.photos} at {cfg.photos_long_side} px "
+        f"({excluded} grayscale, {len(failed)} unreadable)")
+    return photos
 
 
 MODULE_BUILDERS: dict[str, Callable] = {"cnn": _regression_module, "unet": _regression_module,

@@ -43,7 +43,7 @@ ARCH_KWARGS: dict[str, tuple[str, ...]] = {
     "colornet": ("width", "depth", "n_classes", "hints", "bin_size", "out_stride"),
 }
 RESUME_FREE = frozenset({"num_threads", "num_workers", "test_limit", "data", "channels_last", "accelerator", "devices",
-                         "strategy", "precision", "init_from"})
+                         "strategy", "precision", "init_from", "photos"})
 """Config keys --resume may change; the rest would change the schedule or the data mid-run."""
 Precision = Literal[64, 32, 16, "64", "32", "16", "bf16", "64-true", "32-true", "16-true", "16-mixed", "bf16-true",
                     "bf16-mixed", "transformer-engine", "transformer-engine-float16"]
@@ -105,6 +105,15 @@ class NetConfig(ConfigModel):
     hint_p_none: Annotated[float, Field(ge=0, le=1)] = 0.5  # probability that a training image gets no hint
     hint_p_geom: Annotated[float, Field(gt=0, le=1)] = 0.125  # else 1 + Geometric(p) points (mean 1/p)
     hint_max: PosInt = 64  # at most this many points
+    # scene-like inputs (colornet; training/scenes.py): per-image probabilities, 0 = off
+    scene_p_mosaic: Annotated[float, Field(ge=0, le=1)] = 0.0  # 4 images in one frame, labels mixed by area
+    scene_p_zoom: Annotated[float, Field(ge=0, le=1)] = 0.0  # a crop of 50-100 % of the side, resized back
+    scene_p_blur: Annotated[float, Field(ge=0, le=1)] = 0.0  # input L blurred (sigma 0.4-1.5 px)
+    scene_p_noise: Annotated[float, Field(ge=0, le=1)] = 0.0  # grain on the input L (sigma 1-5)
+    scene_p_jpeg: Annotated[float, Field(ge=0, le=1)] = 0.0  # input L through a JPEG (quality 25-90)
+    scene_p_tone: Annotated[float, Field(ge=0, le=1)] = 0.0  # L -> 100 (L/100)^gamma, gamma 0.7-1.4
+    photos: str | None = None  # real colour photos (folder or zip) colorized at each validation; val_select uses them
+    photos_long_side: PosInt = 256  # their long side (px) for that check
     # monitoring (every family)
     monitor: str = "val_ssim"  # the val metric (maximized) that picks best.safetensors
     val_check_interval: Annotated[float, Field(gt=0, le=1)] = 1.0  # validate every this fraction of an epoch
@@ -142,7 +151,8 @@ class NetConfig(ConfigModel):
         the run folder's config.yaml keeps it for --resume), and with only the file name of the
         ``init_from`` weights (their folder is just as local)."""
         init = Path(self.init_from).name if self.init_from else None
-        return {**self.model_dump(), "data": None, "init_from": init}
+        photos = Path(self.photos).name if self.photos else None
+        return {**self.model_dump(), "data": None, "init_from": init, "photos": photos}
 
 
 def preset_path(preset: str) -> Path:

@@ -1,0 +1,176 @@
+"""Real-photo evaluation: what a user sees when they colorize their own photos.
+
+The procedure (``chromalab evaluate MODEL --photos DIR_OR_ZIP``; docs/metrics.md, "Real photos"):
+
+1. each colour photo is scaled to ``long_side`` pixels on its long side (Pillow's Lanczos filter,
+   aspect kept; smaller photos are left at their size);
+2. it is turned gray with its own L: the sRGB image of (L, 0, 0), 8-bit, as a user's gray photo;
+3. that gray photo is colorized through the public path (:class:`~chromalab.inference.Colorizer`:
+   the model's working size, upsampling, the input's own L), exactly as ``chromalab.colorize`` does;
+4. the result is compared with the original colour photo.
+
+Per photo: PSNR and SSIM of the result and of the gray photo (the gray baseline), the gain
+(result - gray, dB), the colourfulness of both. Over the set: the mean gain, the share of photos
+that beat gray (gain > 0), the **floods** (photos more than :data:`FLOOD_DB` below gray), cool
+recall (pooled over every pixel of every photo, :class:`~chromalab.metrics.ColorAccumulator`) and
+ΔCF (|mean CF of the results - mean CF of the originals|).
+
+Shapes: photos ``(H, W, 3)`` uint8 sRGB, each its own size; ab ``(1, 2, H, W)`` Lab units.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._io import progress_bar
+from .color import chroma_mean, rgb_uint8_to_lab_fast
+from .errors import ChromalabError, DataError
+from .metrics import ColorAccumulator, colorfulness_per_image, psnr_per_image, ssim_per_image
+
+DEFAULT_LONG_SIDE = 512
+"""Photos are evaluated at this long side (px), as a user's photo shown on a screen."""
+FLOOD_DB = 3.0
+"""A photo more than this many dB below its gray version counts as a flood."""
+
+
+@dataclass
+class Photo:
+    """One colour photo at the evaluation size."""
+
+    name: str
+    rgb: np.ndarray  # (H, W, 3) uint8 sRGB
+
+    @property
+    def gray(self) -> np.ndarray:
+        """(H, W, 3) uint8: the photo's own L with a = b = 0, as an 8-bit gray photo."""
+        from .color import lab_planes_to_rgb_uint8_fast
+
+        L = rgb_uint8_to_lab_fast(self.rgb)[..., 0]
+        zero = np.zeros_like(L)
+        return lab_planes_to_rgb_uint8_fast(L, zero, zero)
+
+
+def load_photos(path: str | os.PathLike, long_side: int = DEFAULT_LONG_SIDE, progress: bool = True
+                ) -> tuple[list[Photo], int, list[str]]:
+    """A folder or zip of colour photos -> (photos at ``long_side``, grayscale originals excluded,
+    one-line reasons for the unreadable files). Grayscale originals (gray mode or near-gray chroma,
+    as in :func:`chromalab.evaluate.load_image_set`) are excluded: they have no colour to compare."""
+    from PIL import Image
+
+    from .images import is_gray_mode, is_near_gray, iter_images_any, open_image, to_rgb_uint8
+
+    if long_side < 16:
+        raise ChromalabError(f"long side must be at least 16 px, got {long_side}")
+    items = list(iter_images_any(path))
+    if not items:
+        raise DataError(f"{path}: no images found (looked for .jpg .jpeg .png .bmp .gif .tif .tiff .webp)")
+    photos: list[Photo] = []
+    failed: list[str] = []
+    excluded = 0
+    with progress_bar("loading photos", enabled=progress) as bar:
+        task = bar.add_task("load", total=len(items))
+        for name, src in items:
+            bar.advance(task)
+            try:
+                im = open_image(src, name=name)
+            except ChromalabError as e:
+                failed.append(str(e))
+                continue
+            if is_gray_mode(im.mode):
+                excluded += 1
+                continue
+            im = Image.fromarray(to_rgb_uint8(im))
+            w, h = im.size
+            if max(w, h) > long_side:
+                s = long_side / max(w, h)
+                im = im.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.LANCZOS)
+            rgb = np.asarray(im, dtype=np.uint8)
+            lab = rgb_uint8_to_lab_fast(rgb).transpose(2, 0, 1)[None]  # (1, 3, H, W)
+            if bool(is_near_gray(chroma_mean(lab[:, 1:]))[0]):
+                excluded += 1
+                continue
+            photos.append(Photo(name, rgb))
+    if not photos:
+        raise DataError(f"{path}: no usable colour photos ({excluded} grayscale, {len(failed)} unreadable)")
+    return photos, excluded, failed
+
+
+def _ab(rgb: np.ndarray) -> np.ndarray:
+    return rgb_uint8_to_lab_fast(rgb)[..., 1:].transpose(2, 0, 1)[None]  # (1, 2, H, W)
+
+
+def evaluate_photos(colorizer, photos: list[Photo], vividness: float | None = None, hints: int | None = None,
+                    seed: int = 0, progress: bool = True, keep_outputs: bool = False) -> dict:
+    """Colorize each photo's gray version with ``colorizer`` and compare with the original.
+
+    ``hints``: give each photo N colour points drawn from its true colours (the guided model; fixed
+    ``seed``), as :class:`~chromalab.predictors.hinted.SimulatedHints` does on test images.
+    Returns the summary (see the module notes) with ``per_photo`` rows, and ``outputs`` (the
+    colorized ``(H, W, 3)`` arrays, same order) when ``keep_outputs``.
+    """
+    from PIL import Image
+
+    color = ColorAccumulator()
+    rows: list[dict] = []
+    outputs: list[np.ndarray] = []
+    cf_pred, cf_true = [], []
+    rng = np.random.default_rng(seed)
+    with progress_bar(f"colorizing {len(photos)} photos", enabled=progress) as bar:
+        task = bar.add_task("photos", total=len(photos))
+        for ph in photos:
+            gray = ph.gray
+            item = colorizer.prepare(Image.fromarray(gray))
+            hint_list = _simulated_hints(ph.rgb, hints, rng) if hints else None
+            out = colorizer.render(item, hints=hint_list, vividness=vividness)[..., :3]
+            t, g, o = ph.rgb[None], gray[None], out[None]
+            p_out, p_gray = float(psnr_per_image(t, o)[0]), float(psnr_per_image(t, g)[0])
+            rows.append({"name": ph.name, "size": [int(ph.rgb.shape[1]), int(ph.rgb.shape[0])],
+                         "psnr": p_out, "psnr_gray": p_gray, "gain": p_out - p_gray,
+                         "ssim": float(ssim_per_image(t, o)[0]), "ssim_gray": float(ssim_per_image(t, g)[0])})
+            color.update(_ab(ph.rgb), _ab(out))
+            cf_pred.append(float(colorfulness_per_image(o)[0]))
+            cf_true.append(float(colorfulness_per_image(t)[0]))
+            if keep_outputs:
+                outputs.append(out)
+            bar.advance(task)
+    res = summarize(rows)
+    res.update(color.compute())
+    res["cf"], res["cf_true"] = float(np.mean(cf_pred)), float(np.mean(cf_true))
+    res["delta_cf"] = abs(res["cf"] - res["cf_true"])
+    res["per_photo"] = rows
+    if keep_outputs:
+        res["outputs"] = outputs
+    return res
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Per-photo rows -> the set's numbers: mean PSNR / SSIM of the results and of gray, the mean
+    gain, the share that beat gray, the floods (count, share, names), the worst gain."""
+    if not rows:
+        raise ValueError("no photos were evaluated")
+    gain = np.array([r["gain"] for r in rows])
+    floods = [r["name"] for r in rows if r["gain"] < -FLOOD_DB]
+    return {
+        "count": len(rows),
+        "psnr": float(np.mean([r["psnr"] for r in rows])),
+        "psnr_gray": float(np.mean([r["psnr_gray"] for r in rows])),
+        "ssim": float(np.mean([r["ssim"] for r in rows])),
+        "ssim_gray": float(np.mean([r["ssim_gray"] for r in rows])),
+        "gain": float(gain.mean()),
+        "beat_gray": float((gain > 0).mean()),
+        "floods": len(floods),
+        "flood_share": len(floods) / len(rows),
+        "flood_names": floods,
+        "worst_gain": float(gain.min()),
+        "median_gain": float(np.median(gain)),
+    }
+
+
+def _simulated_hints(rgb: np.ndarray, n: int, rng: np.random.Generator) -> list[tuple[int, int, tuple[int, int, int]]]:
+    """``n`` colour points at random pixels of a photo, each the photo's true colour there."""
+    H, W = rgb.shape[:2]
+    ys, xs = rng.integers(0, H, n), rng.integers(0, W, n)
+    return [(int(x), int(y), tuple(int(c) for c in rgb[y, x])) for x, y in zip(xs, ys, strict=True)]  # type: ignore[misc]
