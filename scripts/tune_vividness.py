@@ -14,6 +14,17 @@ The rules (the test split is never looked at):
    v = 0 misses gray + 1.0 dB"; the code has always applied the fallback whenever no v has both.)
 3. ``t_blend``: the one whose default has the highest val cool recall.
 
+With ``--photos`` (real colour photos: issue 22; written before the first run that used them), the
+photos (at 512 px, :mod:`chromalab.photos`) come first and the rules are instead:
+
+1. ``t_vivid``: of those with val ΔCF at most 3, the one with the highest mean photo gain over gray
+   at vividness 1; if none has ΔCF at most 3, the highest photo gain at vividness 1 of all.
+2. For each ``t_blend``, the default vividness is the largest v of 0, 0.1, ..., 1 with val PSNR at
+   least gray + 0.9 dB and, on the photos, a mean gain of at least +0.5 dB, at least 75 % of photos
+   above gray and at most 2 % flooded (more than 3 dB below gray); when no v has all of them, the v
+   with the highest photo gain.
+3. ``t_blend``: the one whose default has the highest photo cool recall.
+
 The chosen values are stored in the file (``arch_kwargs``: vividness, t_blend, t_vivid), with the
 whole sweep in its metadata (``vividness_choice``).
 """
@@ -37,13 +48,17 @@ def main() -> None:
     ap.add_argument("--data", default=None, help="Tiny ImageNet zip/folder (or $CHROMALAB_DATA)")
     ap.add_argument("--out", required=True, type=Path, help="weights file to write")
     ap.add_argument("--json", type=Path, default=None, help="also write the sweep here")
+    ap.add_argument("--photos", type=Path, default=None, help="real colour photos (folder or zip): the rules "
+                    "that put them first")
+    ap.add_argument("--photos-long-side", type=int, default=512)
     args = ap.parse_args()
+    if args.photos is not None:
+        return tune_with_photos(args)
 
     from chromalab.data.cache import load_prepared
     from chromalab.evaluate import evaluate_split
     from chromalab.frontier import heads_over, metrics_at
     from chromalab.predictors.baselines import GrayPredictor
-    from chromalab.predictors.nets import read_meta, save_net
     from chromalab.registry import load_predictor
 
     pred = load_predictor(args.model)
@@ -78,12 +93,84 @@ def main() -> None:
         "t_vivid_grid": tv_rows, "t_vivid": t_vivid, "t_blend": t_blend, "vividness": net.vividness,
         "sweeps": {str(tb): d for tb, d in per_blend.items()}, "rules": __doc__.split("The rules")[1].strip(),
     }
+    _save(args, net, choice)
+
+
+PHOTO_V_GRID = tuple(round(v, 1) for v in np.arange(0, 1.0001, 0.1))
+
+
+def tune_with_photos(args) -> None:
+    """The rules with ``--photos`` (see the module notes)."""
+    from chromalab.data.cache import load_prepared
+    from chromalab.evaluate import evaluate_split
+    from chromalab.frontier import heads_over, metrics_at, photo_heads, photo_metrics_at
+    from chromalab.photos import load_photos
+    from chromalab.predictors.baselines import GrayPredictor
+    from chromalab.registry import load_predictor
+
+    pred = load_predictor(args.model)
+    net = pred.net
+    val = load_prepared(args.data).split("val")
+    gray = evaluate_split(GrayPredictor(), val, progress=False)
+    floor = gray["psnr"] + 0.9
+    heads = heads_over(net, val)
+    photos, _, _ = load_photos(args.photos, args.photos_long_side, progress=False)
+    ph = photo_heads(net, photos)
+
+    def both(v: float, tb: float, tv: float) -> dict:
+        r = metrics_at(net, heads, v, t_blend=tb, t_vivid=tv)
+        p = photo_metrics_at(net, ph, photos, v, t_blend=tb, t_vivid=tv)
+        return {**r, "photos": {k: p[k] for k in ("gain", "beat_gray", "floods", "flood_share", "cool_recall",
+                                                  "delta_cf", "worst_gain")}}
+
+    tv_rows = [both(1.0, net.t_blend, t) for t in T_VIVID_GRID]
+    for r in tv_rows:
+        print(f"t_vivid {r['t_vivid']}: val dCF {r['delta_cf']:.2f} PSNR {r['psnr']:.3f}; photos at v 1: "
+              f"gain {r['photos']['gain']:+.3f}, floods {r['photos']['floods']}", flush=True)
+    ok = [r for r in tv_rows if r["delta_cf"] <= 3.0] or tv_rows
+    t_vivid = max(ok, key=lambda r: r["photos"]["gain"])["t_vivid"]
+
+    per_blend = {}
+    for tb in T_BLEND_GRID:
+        rows = [both(v, tb, t_vivid) for v in PHOTO_V_GRID]
+        for r in rows:
+            p = r["photos"]
+            print(f"t_blend {tb} v {r['vividness']:.1f}: val {r['psnr']:.3f} dB cool {r['cool_recall']:.3f}; photos "
+                  f"gain {p['gain']:+.3f} beat {p['beat_gray']:.0%} floods {p['floods']} cool {p['cool_recall']:.3f}",
+                  flush=True)
+        good = [r for r in rows if r["psnr"] >= floor and r["photos"]["gain"] >= 0.5
+                and r["photos"]["beat_gray"] >= 0.75 and r["photos"]["flood_share"] <= 0.02]
+        if good:
+            best = max(good, key=lambda r: r["vividness"])
+            rule = "largest v with val psnr >= gray + 0.9 dB, photo gain >= 0.5 dB, beat >= 75 %, floods <= 2 %"
+        else:
+            best = max(rows, key=lambda r: r["photos"]["gain"])
+            rule = "no v meets every photo and val bar: the highest photo gain"
+        per_blend[tb] = {"rows": rows, "default": best, "rule": rule}
+        print(f"t_blend {tb}: default v {best['vividness']:.1f} ({rule})", flush=True)
+    t_blend = max(per_blend, key=lambda tb: per_blend[tb]["default"]["photos"]["cool_recall"])
+    chosen = per_blend[t_blend]["default"]
+    net.t_blend, net.t_vivid, net.vividness = float(t_blend), float(t_vivid), float(chosen["vividness"])
+    choice = {
+        "split": "val", "count": gray["count"], "gray_psnr": gray["psnr"], "gray_ssim": gray["ssim"],
+        "photos": str(args.photos.name), "photos_count": len(photos), "photos_long_side": args.photos_long_side,
+        "t_vivid_grid": tv_rows, "t_vivid": t_vivid, "t_blend": t_blend, "vividness": net.vividness,
+        "sweeps": {str(tb): d for tb, d in per_blend.items()},
+        "rules": __doc__.split("With ``--photos``")[1].strip(),
+    }
+    _save(args, net, choice)
+
+
+def _save(args, net, choice: dict) -> None:
+    from chromalab.predictors.nets import read_meta, save_net
+
     meta = read_meta(_weights_of(args.model))
     meta["arch_kwargs"] = net.arch_kwargs
-    meta["vividness_choice"] = {k: choice[k] for k in ("t_vivid", "t_blend", "vividness", "gray_psnr", "count")}
+    keys = ("t_vivid", "t_blend", "vividness", "gray_psnr", "count", "photos", "photos_count")
+    meta["vividness_choice"] = {k: choice[k] for k in keys if k in choice}
     meta["name"] = args.out.stem
     save_net(args.out, net.cpu().float().eval(), meta)
-    print(f"chose t_vivid {t_vivid}, t_blend {t_blend}, default vividness {net.vividness} -> {args.out}")
+    print(f"chose t_vivid {net.t_vivid}, t_blend {net.t_blend}, default vividness {net.vividness} -> {args.out}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(choice, indent=1))

@@ -159,6 +159,15 @@ def evaluate(
     data: DataOpt = None,
     split: Annotated[str, typer.Option(help="train | val | test, or joined: val,test (the whole official val split).")] = "test",
     images: Annotated[Path | None, typer.Option("--images", help="Evaluate on any folder or zip of colour images instead.")] = None,
+    photos: Annotated[Path | None, typer.Option(
+        "--photos", help="Real photos (folder or zip): each scaled to --long-side, turned gray with its own L and "
+        "colorized as `chromalab colorize` does; reports the gain over gray, the share that beat gray, the floods "
+        "(more than 3 dB below gray), cool recall and dCF.")] = None,
+    long_side: Annotated[int, typer.Option("--long-side", metavar="PX", help="With --photos: the long side "
+                                           "photos are scaled to.")] = 512,
+    work_size: Annotated[int | None, typer.Option("--work-size", metavar="PX", help="With --photos: the long "
+                                                  "side the model sees (default: the model's own).")] = None,
+    per_photo: Annotated[bool, typer.Option("--per-photo", help="With --photos: also list every photo.")] = False,
     limit: Annotated[int | None, typer.Option(help="Only the first N images of the split.")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the metrics as JSON here.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per batch.")] = None,
@@ -172,11 +181,15 @@ def evaluate(
         "--temperature", hidden=True, help="The vivid model: T of the annealed-mean decoding (default: the "
         "model's own: 0.2 for the bundled vivid, a run's saved T for a run folder).")] = None,
 ) -> None:
-    """Evaluate a model: PSNR, SSIM, MSE, L1, R², colourfulness, AuC, cool recall."""
+    """Evaluate a model: PSNR, SSIM, MSE, L1, R², colourfulness, AuC, cool recall; or, with --photos, what a
+    user sees on real photos."""
     from .evaluate import evaluate_images, evaluate_split, format_table
     from .predictors.nets import set_temperature, set_vividness
     from .registry import load_predictor
 
+    if photos is not None:
+        _evaluate_photos(model, photos, long_side, work_size, vividness, hints, json_path, per_photo)
+        return
     pred = set_vividness(set_temperature(load_predictor(model, data=data), temperature), vividness)
     if hints is not None:
         from .predictors.hinted import SimulatedHints
@@ -197,6 +210,45 @@ def evaluate(
     res = {"name": pred.name if hints else model, "model": pred.describe(), "source": source, **res}
     title = f"{res['name']} on {res['split']} ({res['count']:,} images, {res['excluded']:,} excluded)"
     out.print(format_table([res], title=title))
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(res, indent=2))
+        out.print(f"wrote {json_path}")
+
+
+def _evaluate_photos(model: str, photos: Path, long_side: int, work_size: int | None, vividness: float | None,
+                     hints: int | None, json_path: Path | None, per_photo: bool) -> None:
+    from .inference.colorizer import Colorizer
+    from .photos import FLOOD_DB, load_photos
+    from .photos import evaluate_photos as run
+
+    col = Colorizer(model, work_size=work_size)
+    if vividness is not None:
+        col.check_vividness(vividness)
+    if hints and not col.takes_hints:
+        raise ChromalabError(f"{model}: --hints needs a model that takes colour points (guided)")
+    items, excluded, failed = load_photos(photos, long_side)
+    for line in failed[:10]:
+        console.print(f"skipped: {line}", markup=False, highlight=False)
+    res = run(col, items, vividness=vividness, hints=hints)
+    res = {"name": model, "source": str(photos), "long_side": long_side, "work_size": col.work_size,
+           "vividness": col.vividness if vividness is None else vividness, "hints": hints or 0,
+           "excluded": excluded, "unreadable": len(failed), **res}
+    from rich.table import Table
+
+    t = Table(title=f"{model} on {res['count']} photos of {photos.name} at {long_side} px "
+                    f"(work size {col.work_size}; {excluded} grayscale excluded)")
+    for h in ("gray PSNR", "PSNR", "gain dB", "beat gray", f"floods (< -{FLOOD_DB:g} dB)", "worst dB",
+              "SSIM", "cool recall", "ΔCF"):
+        t.add_column(h, justify="right")
+    t.add_row(f"{res['psnr_gray']:.2f}", f"{res['psnr']:.2f}", f"{res['gain']:+.2f}", f"{res['beat_gray']:.0%}",
+              f"{res['floods']} ({res['flood_share']:.0%})", f"{res['worst_gain']:+.1f}", f"{res['ssim']:.4f}",
+              f"{res['cool_recall']:.3f}", f"{res['delta_cf']:.2f}")
+    out.print(t)
+    if per_photo:
+        for r in sorted(res["per_photo"], key=lambda r: r["gain"]):
+            out.print(f"{r['gain']:+7.2f} dB  {r['psnr']:6.2f} (gray {r['psnr_gray']:6.2f})  {r['name']}",
+                      markup=False, highlight=False)
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(res, indent=2))

@@ -21,7 +21,7 @@ Shapes: photos ``(H, W, 3)`` uint8 sRGB, each its own size; ab ``(1, 2, H, W)`` 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -33,6 +33,9 @@ from .metrics import ColorAccumulator, colorfulness_per_image, psnr_per_image, s
 DEFAULT_LONG_SIDE = 512
 """Photos are evaluated at this long side (px), as a user's photo shown on a screen."""
 FLOOD_DB = 3.0
+BEAT_DB = 0.01
+"""A photo beats gray when its gain is above this: a rounding-level difference (the gray photo
+through the 8-bit round trip) does not count."""
 """A photo more than this many dB below its gray version counts as a flood."""
 
 
@@ -42,15 +45,18 @@ class Photo:
 
     name: str
     rgb: np.ndarray  # (H, W, 3) uint8 sRGB
+    _gray: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def gray(self) -> np.ndarray:
-        """(H, W, 3) uint8: the photo's own L with a = b = 0, as an 8-bit gray photo."""
-        from .color import lab_planes_to_rgb_uint8_fast
+        """(H, W, 3) uint8: the photo's own L with a = b = 0, as an 8-bit gray photo (computed once)."""
+        if self._gray is None:
+            from .color import lab_planes_to_rgb_uint8_fast
 
-        L = rgb_uint8_to_lab_fast(self.rgb)[..., 0]
-        zero = np.zeros_like(L)
-        return lab_planes_to_rgb_uint8_fast(L, zero, zero)
+            L = rgb_uint8_to_lab_fast(self.rgb)[..., 0]
+            zero = np.zeros_like(L)
+            self._gray = lab_planes_to_rgb_uint8_fast(L, zero, zero)
+        return self._gray
 
 
 def load_photos(path: str | os.PathLike, long_side: int = DEFAULT_LONG_SIDE, progress: bool = True
@@ -108,41 +114,49 @@ def evaluate_photos(colorizer, photos: list[Photo], vividness: float | None = No
 
     ``hints``: give each photo N colour points drawn from its true colours (the guided model; fixed
     ``seed``), as :class:`~chromalab.predictors.hinted.SimulatedHints` does on test images.
-    Returns the summary (see the module notes) with ``per_photo`` rows, and ``outputs`` (the
-    colorized ``(H, W, 3)`` arrays, same order) when ``keep_outputs``.
+    Returns the summary (see the module notes and :func:`score`) with ``per_photo`` rows, and
+    ``outputs`` (the colorized ``(H, W, 3)`` arrays, same order) when ``keep_outputs``.
     """
     from PIL import Image
 
-    color = ColorAccumulator()
-    rows: list[dict] = []
     outputs: list[np.ndarray] = []
-    cf_pred, cf_true = [], []
     rng = np.random.default_rng(seed)
     with progress_bar(f"colorizing {len(photos)} photos", enabled=progress) as bar:
         task = bar.add_task("photos", total=len(photos))
         for ph in photos:
-            gray = ph.gray
-            item = colorizer.prepare(Image.fromarray(gray))
+            item = colorizer.prepare(Image.fromarray(ph.gray))
             hint_list = _simulated_hints(ph.rgb, hints, rng) if hints else None
-            out = colorizer.render(item, hints=hint_list, vividness=vividness)[..., :3]
-            t, g, o = ph.rgb[None], gray[None], out[None]
-            p_out, p_gray = float(psnr_per_image(t, o)[0]), float(psnr_per_image(t, g)[0])
-            rows.append({"name": ph.name, "size": [int(ph.rgb.shape[1]), int(ph.rgb.shape[0])],
-                         "psnr": p_out, "psnr_gray": p_gray, "gain": p_out - p_gray,
-                         "ssim": float(ssim_per_image(t, o)[0]), "ssim_gray": float(ssim_per_image(t, g)[0])})
-            color.update(_ab(ph.rgb), _ab(out))
-            cf_pred.append(float(colorfulness_per_image(o)[0]))
-            cf_true.append(float(colorfulness_per_image(t)[0]))
-            if keep_outputs:
-                outputs.append(out)
+            outputs.append(colorizer.render(item, hints=hint_list, vividness=vividness)[..., :3])
             bar.advance(task)
+    res = score(photos, outputs)
+    if keep_outputs:
+        res["outputs"] = outputs
+    return res
+
+
+def score(photos: list[Photo], outputs: list[np.ndarray], ssim: bool = True) -> dict:
+    """Colorized photos ``(H, W, 3)`` uint8 (same order as ``photos``) against the originals: the set's
+    numbers (:func:`summarize`), cool recall, ΔCF and the ``per_photo`` rows. ``ssim=False`` skips
+    SSIM (the costliest part), for sweeps."""
+    color = ColorAccumulator()
+    rows: list[dict] = []
+    cf_pred, cf_true = [], []
+    for ph, out in zip(photos, outputs, strict=True):
+        t, g, o = ph.rgb[None], ph.gray[None], out[None, ..., :3]
+        p_out, p_gray = float(psnr_per_image(t, o)[0]), float(psnr_per_image(t, g)[0])
+        row = {"name": ph.name, "size": [int(ph.rgb.shape[1]), int(ph.rgb.shape[0])],
+               "psnr": p_out, "psnr_gray": p_gray, "gain": p_out - p_gray}
+        if ssim:
+            row.update(ssim=float(ssim_per_image(t, o)[0]), ssim_gray=float(ssim_per_image(t, g)[0]))
+        rows.append(row)
+        color.update(_ab(ph.rgb), _ab(o[0]))
+        cf_pred.append(float(colorfulness_per_image(o)[0]))
+        cf_true.append(float(colorfulness_per_image(t)[0]))
     res = summarize(rows)
     res.update(color.compute())
     res["cf"], res["cf_true"] = float(np.mean(cf_pred)), float(np.mean(cf_true))
     res["delta_cf"] = abs(res["cf"] - res["cf_true"])
     res["per_photo"] = rows
-    if keep_outputs:
-        res["outputs"] = outputs
     return res
 
 
@@ -157,10 +171,10 @@ def summarize(rows: list[dict]) -> dict:
         "count": len(rows),
         "psnr": float(np.mean([r["psnr"] for r in rows])),
         "psnr_gray": float(np.mean([r["psnr_gray"] for r in rows])),
-        "ssim": float(np.mean([r["ssim"] for r in rows])),
-        "ssim_gray": float(np.mean([r["ssim_gray"] for r in rows])),
+        "ssim": float(np.mean([r["ssim"] for r in rows])) if "ssim" in rows[0] else float("nan"),
+        "ssim_gray": float(np.mean([r["ssim_gray"] for r in rows])) if "ssim" in rows[0] else float("nan"),
         "gain": float(gain.mean()),
-        "beat_gray": float((gain > 0).mean()),
+        "beat_gray": float((gain > BEAT_DB).mean()),
         "floods": len(floods),
         "flood_share": len(floods) / len(rows),
         "flood_names": floods,

@@ -45,6 +45,21 @@ def class_ids(source: Source) -> list[str]:
     return ids
 
 
+def class_names(source: Source) -> list[str]:
+    """Readable names of :func:`class_ids`, in the same order: the first synonym of each id in the
+    source's ``words.txt`` (``n01443537<TAB>goldfish, Carassius auratus`` -> ``goldfish``); the id
+    itself where the file has none."""
+    ids = class_ids(source)
+    roots = {m["root"] for n in source.names[:1000] if (m := _ROOT.match(n))}
+    root = roots.pop() if len(roots) == 1 else ""
+    words: dict[str, str] = {}
+    for line in (_read_text(source, f"{root}words.txt") or "").splitlines():
+        wnid, _, text = line.partition("\t")
+        if text:
+            words[wnid.strip()] = text.split(",")[0].strip()
+    return [words.get(i, i) for i in ids]
+
+
 def _val_annotations(source: Source, root: str) -> dict[str, str]:
     text = _read_text(source, f"{root}val/val_annotations.txt")
     out: dict[str, str] = {}

@@ -64,29 +64,29 @@ def _resize(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
 def _mosaic(lab: torch.Tensor, target: torch.Tensor, i: int, g: torch.Generator):
     """Image ``i``'s frame cut into 4 rectangles, each filled with another image of the batch.
     ``lab`` ``(B, 3, S, S)``; returns (``(3, S, S)``, ``(K,)`` target mixed by area)."""
-    B, _, S, _ = lab.shape
-    cy = int(torch.randint(MIN_TILE, S - MIN_TILE + 1, (1,), generator=g))
-    cx = int(torch.randint(MIN_TILE, S - MIN_TILE + 1, (1,), generator=g))
-    others = torch.randperm(B, generator=g)
+    n, _, size, _ = lab.shape
+    cy = int(torch.randint(MIN_TILE, size - MIN_TILE + 1, (1,), generator=g))
+    cx = int(torch.randint(MIN_TILE, size - MIN_TILE + 1, (1,), generator=g))
+    others = torch.randperm(n, generator=g)
     picks = [i] + [int(j) for j in others if int(j) != i][:3]
     if len(picks) < 4:  # a batch of fewer than 4 images: repeat
         picks = (picks * 4)[:4]
     out = torch.empty_like(lab[0])
     tgt = torch.zeros_like(target[0])
-    boxes = ((0, cy, 0, cx), (0, cy, cx, S), (cy, S, 0, cx), (cy, S, cx, S))
+    boxes = ((0, cy, 0, cx), (0, cy, cx, size), (cy, size, 0, cx), (cy, size, cx, size))
     for j, (y0, y1, x0, x1) in zip(picks, boxes, strict=True):
         out[:, y0:y1, x0:x1] = _resize(lab[j], y1 - y0, x1 - x0)
-        tgt += target[j] * ((y1 - y0) * (x1 - x0) / (S * S))
+        tgt += target[j] * ((y1 - y0) * (x1 - x0) / (size * size))
     return out, tgt
 
 
 def _zoom(lab: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """A random crop of 50-100 % of the side of ``(3, S, S)``, resized back to ``S``."""
-    S = lab.shape[1]
-    side = int(torch.randint(S // 2, S + 1, (1,), generator=g))
-    y = int(torch.randint(0, S - side + 1, (1,), generator=g))
-    x = int(torch.randint(0, S - side + 1, (1,), generator=g))
-    return _resize(lab[:, y : y + side, x : x + side], S, S)
+    size = lab.shape[1]
+    side = int(torch.randint(size // 2, size + 1, (1,), generator=g))
+    y = int(torch.randint(0, size - side + 1, (1,), generator=g))
+    x = int(torch.randint(0, size - side + 1, (1,), generator=g))
+    return _resize(lab[:, y : y + side, x : x + side], size, size)
 
 
 def _blur(L: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -120,35 +120,35 @@ def scene_batch(L: torch.Tensor, ab: torch.Tensor, labels: torch.Tensor | None, 
     class target ``(B, K)`` probabilities or None when there are no labels / classes).
     """
     lab = torch.cat([L, ab], dim=1).float().cpu()  # (B, 3, S, S)
-    B = lab.shape[0]
+    n = lab.shape[0]
     target = None
     if labels is not None and n_classes > 0:
         lab_cpu = labels.cpu()
-        target = torch.zeros(B, n_classes)
+        target = torch.zeros(n, n_classes)
         ok = lab_cpu >= 0
         target[ok.nonzero()[:, 0], lab_cpu[ok]] = 1.0  # (B, K) one-hot; no label: all zero (ignored)
-    u = torch.rand(B, 6, generator=g)
+    u = torch.rand(n, 6, generator=g)
     out = lab.clone()
     tgt = None if target is None else target.clone()
-    for i in range(B):
+    for i in range(n):
         if u[i, 0] < aug.p_mosaic:
-            out[i], t = _mosaic(lab, target if target is not None else torch.zeros(B, 1), i, g)
+            out[i], t = _mosaic(lab, target if target is not None else torch.zeros(n, 1), i, g)
             if tgt is not None:
                 tgt[i] = t
         elif u[i, 1] < aug.p_zoom:
             out[i] = _zoom(lab[i], g)
-    Lin = out[:, :1].clone()
-    for i in range(B):
+    l_in = out[:, :1].clone()
+    for i in range(n):
         r = torch.rand(8, generator=g)
         if u[i, 2] < aug.p_tone:
-            gamma = float(np.exp(np.log(0.7) + r[0] * (np.log(1.4) - np.log(0.7))))
-            Lin[i] = L_MAX * (Lin[i].clamp(0, L_MAX) / L_MAX) ** gamma
+            gamma = float(np.exp(np.log(0.7) + float(r[0]) * (np.log(1.4) - np.log(0.7))))
+            l_in[i] = L_MAX * (l_in[i].clamp(0, L_MAX) / L_MAX) ** gamma
         if u[i, 3] < aug.p_blur:
-            Lin[i] = _blur(Lin[i], 0.4 + 1.1 * float(r[1]))
+            l_in[i] = _blur(l_in[i], 0.4 + 1.1 * float(r[1]))
         if u[i, 4] < aug.p_noise:
-            Lin[i] = Lin[i] + (1.0 + 4.0 * float(r[2])) * torch.randn(Lin[i].shape, generator=g)
+            l_in[i] = l_in[i] + (1.0 + 4.0 * float(r[2])) * torch.randn(l_in[i].shape, generator=g)
         if u[i, 5] < aug.p_jpeg:
-            Lin[i] = _jpeg(Lin[i], 25 + int(65 * float(r[3])))
-    Lin = Lin.clamp(0, L_MAX)
+            l_in[i] = _jpeg(l_in[i], 25 + int(65 * float(r[3])))
+    l_in = l_in.clamp(0, L_MAX)
     dev, dt = L.device, L.dtype
-    return Lin.to(dev, dt), out[:, 1:].to(dev, ab.dtype), None if tgt is None else tgt.to(dev)
+    return l_in.to(dev, dt), out[:, 1:].to(dev, ab.dtype), None if tgt is None else tgt.to(dev)
