@@ -103,8 +103,8 @@ def tune_with_photos(args) -> None:
     """The rules with ``--photos`` (see the module notes)."""
     from chromalab.data.cache import load_prepared
     from chromalab.evaluate import evaluate_split
-    from chromalab.frontier import heads_over, metrics_at, photo_heads, photo_metrics_at
-    from chromalab.photos import load_photos
+    from chromalab.frontier import heads_over, metrics_at
+    from chromalab.photos import load_photos, photo_heads, photo_metrics_at
     from chromalab.predictors.baselines import GrayPredictor
     from chromalab.registry import load_predictor
 

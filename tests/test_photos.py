@@ -118,8 +118,8 @@ def test_cli_photos_vividness_on_a_model_without_one(photo_dir):
 def test_photo_sweep_equals_the_public_path(photo_dir):
     import torch
 
-    from chromalab.frontier import photo_heads, photo_metrics_at
     from chromalab.nets import ColorNet
+    from chromalab.photos import photo_heads, photo_metrics_at
     from chromalab.predictors.nets import ColorNetPredictor
 
     torch.manual_seed(0)

@@ -183,6 +183,46 @@ def summarize(rows: list[dict]) -> dict:
     }
 
 
+def photo_heads(net, photos, work_size: int = 64):
+    """The heads of ``net`` (no hints) on each real photo's gray version at ``work_size``, prepared as the
+    public path prepares them (:meth:`Colorizer.prepare`) -> (colorizer, items, [(ab_reg, logits)])."""
+    import torch
+    from PIL import Image
+
+    from .color import scale_L
+    from .inference.colorizer import Colorizer
+    from .predictors.nets import ColorNetPredictor
+
+    col = Colorizer(ColorNetPredictor(net, name="sweep"), backend="torch", work_size=work_size)
+    items = [col.prepare(Image.fromarray(p.gray)) for p in photos]
+    heads = []
+    with torch.inference_mode():
+        for it in items:  # work shapes are multiples of the net's stride (Colorizer.work_shape)
+            r, lg, _ = net.heads(torch.from_numpy(scale_L(it.work[None, None].copy())))
+            heads.append((r.float(), lg.float()))
+    return col, items, heads
+
+
+def photo_metrics_at(net, ph, photos, vividness: float, t_blend: float | None = None,
+                     t_vivid: float | None = None) -> dict:
+    """Real-photo numbers (:func:`score`, without SSIM) of the decoding at ``vividness``
+    from :func:`photo_heads` ``ph``; the outputs are finished by the public path (upsampling, own L)."""
+
+    from .color import unscale_ab
+    from .nets.colornet import vivid_decode
+
+    col, items, heads = ph
+    tb = net.t_blend if t_blend is None else t_blend
+    tv = net.t_vivid if t_vivid is None else t_vivid
+    outs = []
+    for it, (reg, logits) in zip(items, heads, strict=True):
+        ab = unscale_ab(vivid_decode(reg, logits, net.centres, float(vividness), tb, tv, net.out_stride))[0]
+        outs.append(col.finish_array(it, ab.numpy())[..., :3])
+    r = score(photos, outs, ssim=False)
+    r.pop("per_photo")
+    return {"vividness": float(vividness), "t_blend": tb, "t_vivid": tv, **r}
+
+
 def _simulated_hints(rgb: np.ndarray, n: int, rng: np.random.Generator) -> list[tuple[int, int, tuple[int, int, int]]]:
     """``n`` colour points at random pixels of a photo, each the photo's true colour there."""
     H, W = rgb.shape[:2]
