@@ -207,3 +207,12 @@ def test_imports_follow_the_layers(graph, layers):
                 bad += [f"{where}:{line}: {a} ({la.rank} {la.name}) imports {b} ({lb.rank} {lb.name})"
                         for line in lines]
     assert not bad, "imports against the layers of docs/architecture.md:\n" + "\n".join(bad)
+
+
+def test_the_engine_knows_no_films_and_no_batches(graph):
+    """``chromalab.inference`` (the engine) imports neither the films (``chromalab.video``) nor the
+    ``colorize`` front end that uses both (``chromalab.batch``)."""
+    front = ("chromalab.video", "chromalab.batch")
+    bad = [f"{a} imports {b}" for a, deps in sorted(graph.items()) if a == "chromalab.inference"
+           or a.startswith("chromalab.inference.") for b in deps if b in front or b.startswith(tuple(f + "." for f in front))]
+    assert not bad, "\n".join(bad)

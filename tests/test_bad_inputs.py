@@ -33,9 +33,10 @@ import pytest
 from PIL import Image
 
 import chromalab
+from chromalab.batch import colorize_cli
 from chromalab.errors import ChromalabError
 from chromalab.images import display_name
-from chromalab.inference import colorize_cli, read_provenance
+from chromalab.inference import read_provenance
 
 from .test_colorize_cli import can_refuse, run_cli  # noqa: F401 - can_refuse is a fixture
 from .test_images import encode, exif_rotated_jpeg, photo, png_chunk, png_header_only

@@ -21,9 +21,10 @@ import pytest
 from PIL import Image
 from skimage.color import rgb2lab
 
+from chromalab.batch import colorize_cli, plan_jobs
 from chromalab.errors import ChromalabError, ModelError
 from chromalab.images import DEFAULT_MAX_PIXELS, image_to_L, open_image
-from chromalab.inference import MAX_WORK_SIZE, colorize_cli, plan_jobs, read_provenance
+from chromalab.inference import MAX_WORK_SIZE, read_provenance
 
 from .test_images import build_bad_inputs, build_good_inputs, encode, photo
 from .test_inference import TinyNetPredictor

@@ -20,9 +20,9 @@ from PIL import Image
 av = pytest.importorskip("av")
 pytest.importorskip("cv2")
 
+from chromalab.batch import colorize_cli, plan_jobs  # noqa: E402
 from chromalab.color import rgb_uint8_to_lab_fast  # noqa: E402
 from chromalab.errors import ChromalabError  # noqa: E402
-from chromalab.inference import colorize_cli, plan_jobs  # noqa: E402
 from chromalab.video import DEFAULT_STRENGTH, read_video_provenance  # noqa: E402
 
 W, H, N, FPS = 64, 48, 12, 12

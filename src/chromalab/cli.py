@@ -380,8 +380,8 @@ def colorize(
     again. --overwrite makes every output again. Inputs are never written to; outputs are
     written under a temporary name and renamed, so Ctrl-C leaves no partial file.
     """
+    from .batch import colorize_cli
     from .hints import load_hints_file, parse_hint_arg
-    from .inference import colorize_cli
 
     points = [parse_hint_arg(h) for h in hint or []]
     if hints_file is not None:

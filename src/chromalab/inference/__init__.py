@@ -42,8 +42,9 @@ What lives where (each module imports only those above it)::
     provenance.py   the record of what made an output: PNG text, read back, model fingerprint
     colorizer.py    Colorizer, PreparedImage, and the Python API: get_colorizer, colorize, load_input
     export.py       ``chromalab export onnx``
-    plan.py         the batch CLI's plan: inputs -> Jobs with output names (photos and videos)
-    batch.py        ``chromalab colorize``: colorize_cli, run by a BatchRun
+
+The ``chromalab colorize`` front end (plans, the local and Ray engines, films) is :mod:`chromalab.batch`;
+nothing here imports it.
 
 Every name other modules, tests and benchmarks import from ``chromalab.inference`` is re-exported
 here.
@@ -56,7 +57,6 @@ import os  # noqa: F401 - tests patch inference.os.replace (the os module, share
 from ..images import DEFAULT_MAX_PIXELS, open_image
 from ..paths import onnx_cache_dir
 from .backends import NumpyBackend, OrtBackend, TorchBackend, has_controls, onnxruntime_available
-from .batch import BatchRun, colorize_cli
 from .colorizer import (
     BACKENDS,
     DEFAULT_WORK_SIZE,
@@ -71,16 +71,6 @@ from .colorizer import (
 )
 from .export import export_onnx_cli
 from .onnx_cache import EXPORT_VERSION, ONNX_OPSET, export_onnx, weights_file_for
-from .plan import (
-    COLOR_SUFFIX,
-    COMPARE_SUFFIX,
-    VIDEO_OUTPUT_SUFFIXES,
-    Job,
-    is_video_name,
-    iter_folder_media,
-    output_file,
-    plan_jobs,
-)
 from .png import PNG_COMPRESS_LEVEL, encode_png, save_png
 from .provenance import (
     PROVENANCE_KEY,
@@ -95,8 +85,6 @@ from .resample import resample_rows, resample_taps, resize_plane
 
 __all__ = [
     "BACKENDS",
-    "COLOR_SUFFIX",
-    "COMPARE_SUFFIX",
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_WORK_SIZE",
     "EXPORT_VERSION",
@@ -105,31 +93,23 @@ __all__ = [
     "PNG_COMPRESS_LEVEL",
     "PROVENANCE_KEY",
     "UPSAMPLE",
-    "VIDEO_OUTPUT_SUFFIXES",
     "WORK_PIXELS_PER_PASS",
-    "BatchRun",
     "Colorizer",
-    "Job",
     "NumpyBackend",
     "OrtBackend",
     "PreparedImage",
     "TorchBackend",
     "colorize",
-    "colorize_cli",
     "encode_png",
     "export_onnx",
     "export_onnx_cli",
     "get_colorizer",
     "has_controls",
-    "is_video_name",
-    "iter_folder_media",
     "load_input",
     "model_fingerprint",
     "onnx_cache_dir",
     "onnxruntime_available",
     "open_image",
-    "output_file",
-    "plan_jobs",
     "provenance_text",
     "read_png_text",
     "read_provenance",

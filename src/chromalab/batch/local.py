@@ -1,8 +1,11 @@
-"""``chromalab colorize``: files and folders in, PNGs (and videos) out, one line per problem, a summary line.
+"""The local engine of ``chromalab colorize``: files and folders in, PNGs (and videos) out, one line per
+problem, a summary line.
 
-:func:`colorize_cli` checks the settings and loads the model (:class:`BatchRun`), plans the outputs
-(:func:`~chromalab.inference.plan_jobs`), sorts out what is already made, then colorizes the photos in
-batches (loads and writes on a few threads, the model in between) and the videos one at a time.
+:class:`BatchRun` checks the settings and loads the model, plans the outputs
+(:func:`~chromalab.batch.plan.plan_jobs`), sorts out what is already made, then colorizes the photos in
+batches (loads and writes on a few threads, the model in between) and the videos one at a time. The Ray
+engine (:mod:`.ray_engine`) is a BatchRun whose photos run on Ray Data, with the same per-file work
+(:mod:`.photo`).
 """
 
 from __future__ import annotations
@@ -17,57 +20,27 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .._io import progress_bar
-from ..errors import ChromalabError, ImageError, SettingError
-from ..images import DEFAULT_MAX_PIXELS, display_name, open_image
-from .colorizer import DEFAULT_WORK_SIZE, MAX_WORK_SIZE, Colorizer, PreparedImage
+from ..errors import ChromalabError, SettingError
+from ..images import DEFAULT_MAX_PIXELS, display_name
+from ..inference.colorizer import DEFAULT_WORK_SIZE, MAX_WORK_SIZE, PreparedImage
+from ..inference.provenance import (
+    _hints_record,
+    _model_label,
+    model_fingerprint,
+    provenance_text,
+    read_provenance,
+)
+from .model import ModelSpec
+from .photo import PhotoWork, load_error, model_error, write_error
 from .plan import VIDEO_OUTPUT_SUFFIXES, Job, output_file, plan_jobs
-from .png import save_png
-from .provenance import _hints_record, _model_label, model_fingerprint, provenance_text, read_provenance
 
 PHOTO_BATCH_PIXELS = 32_000_000
 """Full-size pixels held per batch of photos (one image over it goes alone)."""
 
 
-def colorize_cli(paths, output=None, model="default", overwrite: bool = False, side_by_side: bool = False,
-                 max_pixels: int | None = None, batch_size: int = 16, work_size: int | None = None,
-                 backend: str = "auto", progress: bool = True, temperature: float | None = None,
-                 settings: dict | None = None, vividness: float | None = None, hints=None,
-                 temporal: float | None = None, codec: str | None = None, crf: int | None = None) -> int:
-    """``chromalab colorize``: files and folders in, PNGs out, one line per problem, a summary line.
-
-    Videos (``.mp4 .mov .mkv .webm .avi .m4v``, files or in folders) go through
-    :func:`chromalab.video.colorize_video_file` with the same model, vividness and hints (every
-    frame gets the same hints): ``film.mkv`` -> ``OUT/film_color.mp4`` (a ``--codec`` MP4 cannot
-    hold: ``.webm`` or ``.mkv``), each with its own progress bar (frames, fps, ETA), after the
-    photos. ``temporal`` (0..1, default 0.9), ``codec`` and ``crf``: see
-    :func:`~chromalab.video.colorize_video_file`. A video's record (its ``comment`` tag) also holds
-    the temporal strength, encoder and CRF. ``side_by_side`` applies to photos only (a note says so).
-
-    The model is loaded first, so an unknown model or a bad setting stops the run before any
-    file is touched. ``temperature``: T of a vivid model's annealed mean (an error for other models).
-    ``vividness``: the colour models' 0..1 setting; ``hints``: colour points ``[(x, y, colour)]`` in each
-    input's pixels (hint models): bad colours or a model without hints stop the run before any
-    work; a point outside one image fails that image only.
-
-    Each output records what made it (PNG text ``chromalab``: the model, its weights' hash, the
-    working size, ``temperature`` and ``settings``). An existing output counts as done only
-    when its record equals this run's; otherwise it is made again. ``settings``: further
-    result-changing settings (already applied to ``model`` by the caller) to record and compare.
-    Outputs are written to a temporary name and renamed; Ctrl-C leaves no partial file.
-    Returns the exit code: 0, or 1 when any input failed (skipped outputs are not failures).
-    """
-    run = BatchRun(paths, output=output, model=model, overwrite=overwrite, side_by_side=side_by_side,
-                   max_pixels=max_pixels, batch_size=batch_size, work_size=work_size, backend=backend,
-                   progress=progress, temperature=temperature, settings=settings, vividness=vividness,
-                   hints=hints, temporal=temporal, codec=codec, crf=crf)
-    return run.run()
-
-
 class BatchRun:
-    """One ``chromalab colorize`` run (the arguments of :func:`colorize_cli`).
+    """One ``chromalab colorize`` run on this machine (the arguments of :func:`~.command.colorize_cli`).
 
     Built: the settings checked, the model loaded, the record every output gets, the jobs planned;
     nothing written yet. :meth:`run` does the work and returns the exit code. The counts
@@ -104,13 +77,9 @@ class BatchRun:
 
         # the model before any work: an unknown name or a setting it does not take stops here
         spec = model
-        if temperature is not None:  # the model is then passed as a predictor
-            from ..predictors.nets import set_temperature
-            from ..registry import load_predictor
-
-            model = set_temperature(load_predictor(model, progress=False), temperature)
-        col = self.col = Colorizer(model, backend=backend, work_size=work_size, max_pixels=self.max_pixels,
-                                   batch_size=batch_size, vividness=vividness)
+        self.model_spec = ModelSpec(model, backend=backend, work_size=work_size, max_pixels=self.max_pixels,
+                                    batch_size=batch_size, vividness=vividness, temperature=temperature)
+        col = self.col = self.model_spec.open()
         self.hints = list(hints or [])
         if self.hints:
             from ..hints import parse_hints
@@ -121,7 +90,7 @@ class BatchRun:
             parse_hints(self.hints, 1 << 30, 1 << 30)  # colours, count and signs now; each image checks its bounds
         record = col.provenance(**{"temperature": temperature, "vividness": col.vividness if col.controls else None,
                                    "hints": _hints_record(self.hints), **(settings or {})})
-        if isinstance(spec, str) and not isinstance(model, str):
+        if isinstance(spec, str) and temperature is not None:  # loaded as a predictor: name it as given
             record["model"] = _model_label(spec)
             record.pop("model_sha256", None)
             fp = model_fingerprint(spec)
@@ -129,6 +98,7 @@ class BatchRun:
                 record["model_sha256"] = fp
         self.record = record
         self.text = provenance_text(record)
+        self.work = PhotoWork(col, self.max_pixels, self.text, self.hints)
 
         self.jobs = plan_jobs(paths, self.out_root, side_by_side, video_suffix=video_suffix)
         self.side_by_side = side_by_side
@@ -142,9 +112,14 @@ class BatchRun:
     def say(self, line: str) -> None:
         self.err.print(line, markup=False)
 
-    def fail(self, line: str) -> None:
+    def fail(self, line: str, job: Job | None = None, seconds: float = 0.0) -> None:
         self.failed += 1
         self.say(f"error: {line}")
+        self.row(job, "failed", line, seconds)
+
+    def row(self, job: Job | None, status: str, error: str = "", seconds: float = 0.0) -> None:
+        """What became of one input (``done``, ``skipped``, ``failed``): the Ray engine's manifest
+        keeps it (:class:`~chromalab.batch.manifest.Manifest`); the local engine only counts."""
 
     def summary(self, interrupted: bool = False) -> str:
         line = ("interrupted: " if interrupted else "") + f"done {self.done}, skipped {self.skipped}, failed {self.failed}"
@@ -173,6 +148,8 @@ class BatchRun:
         if problem:
             self.say(f"error: {problem}")
             self.failed += len(self.todo) + len(self.videos)
+            for j in [*self.todo, *(j for j, _ in self.videos)]:
+                self.row(j, "failed", problem)
             return self.finish()
         self._photos()
         self._videos()
@@ -185,7 +162,7 @@ class BatchRun:
             self.say("note: --side-by-side applies to photos only; videos get NAME_color.mp4 alone")
         for j in self.jobs:
             if j.error or j.out is None:
-                self.fail(f"{j.error}")
+                self.fail(f"{j.error}", j)
                 continue
             rec, reader = self.record, read_provenance
             if j.video:
@@ -194,15 +171,16 @@ class BatchRun:
                 try:
                     _, enc = check_output(j.out, self.codec, self.crf)
                 except ChromalabError as e:  # -o x.webm with --codec h264: names the output
-                    self.fail(f"{e}")
+                    self.fail(f"{e}", j)
                     continue
                 rec, reader = video_record(self.record, self.temporal, enc, self.crf), read_video_provenance
             states = [_output_state(o, rec, self.overwrite, reader) for o in j.outputs]
             if "blocked" in states:
                 o = j.outputs[states.index("blocked")]
-                self.fail(f"{j.label}: its output {display_name(o)} is in the way (a folder or special file)")
+                self.fail(f"{j.label}: its output {display_name(o)} is in the way (a folder or special file)", j)
             elif all(s == "current" for s in states):
                 self.skipped += 1
+                self.row(j, "skipped")
             else:
                 if "stale" in states:
                     self.stale.add(id(j))
@@ -210,29 +188,6 @@ class BatchRun:
                     self.videos.append((j, rec))
                 else:
                     self.todo.append(j)
-
-    def _load(self, j: Job) -> PreparedImage:
-        """Decode and prepare one photo (on a worker thread), with its hint channels."""
-        item = self.col.prepare(open_image(j.src, max_pixels=self.max_pixels, name=j.label))
-        if self.hints:
-            try:
-                item.hints = self.col.hint_map(item, self.hints)
-            except SettingError as e:
-                raise SettingError(f"{j.label}: {e}") from None
-        return item
-
-    def _write(self, j: Job, item: PreparedImage, ab: np.ndarray) -> None:
-        """Finish one photo and write its PNG(s) (on a worker thread), each atomically."""
-        assert j.out is not None
-        arrs = [(j.out, self.col.finish_array(item, ab, False))]
-        if j.compare is not None:
-            arrs.append((j.compare, self.col.finish_array(item, ab, True)))
-        for path, arr in arrs:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                save_png(arr, path, text=self.text)
-            except OSError as e:
-                raise ImageError(f"{j.label}: cannot write {display_name(path)} ({e.strerror or e})") from None
 
     def _photos(self) -> None:
         """Loads run ahead on a pool; every ``batch_size`` photos (or :data:`PHOTO_BATCH_PIXELS`) go
@@ -245,19 +200,11 @@ class BatchRun:
                 task = bar.add_task("colorize", total=len(self.todo))
                 batch: list[tuple[Job, PreparedImage]] = []
                 px = 0
-                for j, fut in _LoadStream(pool, self._load, self.todo, ahead=workers + 1):
+                for j, fut in _LoadStream(pool, self.work.load, self.todo, ahead=workers + 1):
                     try:
                         item = fut.result()
-                    except ChromalabError as e:
-                        self.fail(f"{e}")
-                        bar.advance(task)
-                        continue
-                    except MemoryError:
-                        self.fail(f"{j.label}: not enough memory (lower --max-pixels)")
-                        bar.advance(task)
-                        continue
-                    except Exception as e:  # noqa: BLE001
-                        self.fail(f"{j.label}: {type(e).__name__}: {e}")
+                    except Exception as e:  # noqa: BLE001 - one bad file fails alone
+                        self.fail(load_error(j, e), j)
                         bar.advance(task)
                         continue
                     batch.append((j, item))
@@ -283,11 +230,11 @@ class BatchRun:
             abs_ = self.col.predict_work([it for _, it in batch])
         except Exception as e:  # noqa: BLE001 - the model failing: every file of the batch fails
             for j, _ in batch:
-                self.fail(f"{j.label}: the model failed ({type(e).__name__}: {e})")
+                self.fail(model_error(j, e), j)
                 advance()
             batch.clear()
             return
-        self.writing.extend((j, it, pool.submit(self._write, j, it, ab))
+        self.writing.extend((j, it, pool.submit(self.work.write, j, it, ab))
                             for (j, it), ab in zip(batch, abs_, strict=True))
         batch.clear()
         while self.writing:
@@ -297,12 +244,11 @@ class BatchRun:
                 self.done += 1
                 self.replaced += id(j) in self.stale
                 self.multi += it.n_frames > 1
+                self.row(j, "done")
                 for note in it.notes:
                     self.say(f"note: {j.label}: {note}")
-            except ChromalabError as e:
-                self.fail(f"{e}")
             except Exception as e:  # noqa: BLE001
-                self.fail(f"{j.label}: {type(e).__name__}: {e}")
+                self.fail(write_error(j, e), j)
             self.writing.pop(0)
             advance()
 
@@ -320,16 +266,17 @@ class BatchRun:
                 print(self.summary(interrupted=True), flush=True)
                 raise
             except ChromalabError as e:
-                self.fail(f"{e}")
+                self.fail(f"{e}", j)
                 continue
             except MemoryError:
-                self.fail(f"{j.label}: not enough memory")
+                self.fail(f"{j.label}: not enough memory", j)
                 continue
             except Exception as e:  # noqa: BLE001
-                self.fail(f"{j.label}: {type(e).__name__}: {e}")
+                self.fail(f"{j.label}: {type(e).__name__}: {e}", j)
                 continue
             self.done += 1
             self.replaced += id(j) in self.stale
+            self.row(j, "done")
             for note in res.notes:
                 self.say(f"note: {j.label}: {note}")
 
