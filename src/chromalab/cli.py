@@ -367,6 +367,16 @@ def colorize(
     crf: Annotated[int | None, typer.Option(
         "--crf", metavar="N", help="Videos: quality, lower is better (default: h264 18, hevc 22, vp9 31, "
         "vp8 10, av1 30).")] = None,
+    engine: Annotated[str, typer.Option(
+        "--engine", metavar="NAME", help="local (this process) or ray: the photos on Ray Data actors, the same "
+        "outputs, a manifest.csv beside them; films stay local. Needs pip install \"chromalab[ray]\"; "
+        "see docs/scale.md.")] = "local",
+    address: Annotated[str | None, typer.Option(
+        "--address", metavar="ADDR", help="--engine ray: join this running Ray cluster (auto, HOST:PORT or "
+        "ray://HOST:10001); default: a local Ray with this machine's CPUs.")] = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", metavar="N", help="--engine ray: actors, each with one CPU and the model loaded once "
+        "(default: one per CPU of the cluster).")] = None,
 ) -> None:
     """Colorize photos of any size, and videos: files and folders, progress bar, one-line summary; exit 1 if any failed.
 
@@ -389,7 +399,7 @@ def colorize(
     code = colorize_cli(paths, output=output, model=model, overwrite=overwrite, side_by_side=side_by_side,
                         max_pixels=max_pixels, batch_size=batch_size, work_size=work_size, backend=backend,
                         temperature=temperature, vividness=vividness, hints=points, temporal=temporal,
-                        codec=codec, crf=crf)
+                        codec=codec, crf=crf, engine=engine, address=address, workers=workers)
     raise typer.Exit(code)
 
 

@@ -50,7 +50,9 @@ def colorize_cli(paths, output=None, model="default", overwrite: bool = False, s
                         progress=progress, temperature=temperature, settings=settings, vividness=vividness,
                         hints=hints, temporal=temporal, codec=codec, crf=crf)
     if engine == "ray":
-        raise SettingError("--engine ray: not built yet")
+        from .ray_engine import RayRun
+
+        return RayRun(paths, address=address, workers=workers, **kwargs).run()
     if address is not None or workers is not None:
         raise SettingError("--address and --workers are for --engine ray")
     return BatchRun(paths, **kwargs).run()
