@@ -34,7 +34,7 @@ from .local import BatchRun
 from .manifest import MANIFEST_NAME, PARTIAL_NAME, Manifest
 from .model import ModelSpec
 from .photo import PhotoWork, colorize_jobs, job_of
-from .plan import Job
+from .plan import Job, output_file
 
 INSTALL_HINT = 'pip install "chromalab[ray]"'
 
@@ -84,13 +84,16 @@ class RayRun(BatchRun):
         import_ray()  # before the model is loaded: a missing extra is the first thing said
         if workers is not None and workers < 1:
             raise SettingError(f"--workers must be at least 1, got {workers}")
+        paths = list(paths)
+        output = kwargs.get("output")
+        single = output_file(Path(output) if output is not None else Path("colorized"), paths)
+        if single is not None:
+            raise SettingError(f"-o {display_name(single)}: --engine ray writes a folder (the outputs and "
+                               f"{MANIFEST_NAME}); give -o a folder")
         self.address, self.workers = address, workers
         self.manifest: Manifest | None = None
         self.order: dict[int, int] = {}
         super().__init__(paths, **kwargs)
-        if self.single is not None:
-            raise SettingError(f"-o {display_name(self.single)}: --engine ray writes a folder (the outputs and "
-                               f"{MANIFEST_NAME}); give -o a folder")
         self.manifest = Manifest(self.out_root)
         self.order = {id(j): k for k, j in enumerate(self.jobs)}
 
