@@ -520,3 +520,13 @@ def test_read_only_file_system_is_not_called_permission_denied(tmp_path):
     assert len(lines) == 1 and str(ro) in lines[0] and "read-only file system" in lines[0], lines
     assert "permission denied" not in lines[0].lower()
     assert r.stdout.strip() == "done 0, skipped 0, failed 1"
+
+
+def test_version_names_the_bundled_model_by_its_hash(tmp_path):
+    from chromalab.inference.onnx_cache import weights_file_for
+    from chromalab.version import __version__
+
+    r = run_cli(["--version"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    want = hashlib.sha256(weights_file_for("default").read_bytes()).hexdigest()
+    assert r.stdout.strip() == f"chromalab {__version__}; model default sha256 {want}"

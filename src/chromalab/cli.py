@@ -68,8 +68,26 @@ DataOpt = Annotated[
 ]
 
 
+def _print_version(value: bool) -> None:
+    """``--version``: the version and the SHA-256 of the bundled default model's weights, one line, so that
+    a batch job's log says what made its outputs (the same hash as each output's record, model_sha256)."""
+    if not value:
+        return
+    from .inference.provenance import model_fingerprint
+    from .version import __version__
+
+    fp = model_fingerprint("default")
+    typer.echo(f"chromalab {__version__}; model default sha256 {fp or 'missing (no bundled weights)'}")
+    raise typer.Exit(0)
+
+
 @app.callback()
-def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False) -> None:
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the version and the bundled default model's SHA-256, then exit.")] = False,
+) -> None:
     if debug:
         os.environ["CHROMALAB_DEBUG"] = "1"
 
