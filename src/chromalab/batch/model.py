@@ -14,7 +14,8 @@ class ModelSpec:
     """How a run loads its model (the ``colorize`` options that pick and set it).
 
     ``model``: a registry name, run folder, weights file or a Predictor object (picklable for the Ray
-    engine); ``temperature``: the vivid models' T (None: the model's own)."""
+    engine); ``temperature``: the vivid models' T (None: the model's own); ``threads``: onnxruntime's
+    threads (None: one per core; a Ray actor with one CPU gets 1). Threads do not change the result."""
 
     model: Any
     backend: str = "auto"
@@ -23,6 +24,7 @@ class ModelSpec:
     batch_size: int = 16
     vividness: float | None = None
     temperature: float | None = None
+    threads: int | None = None
 
     def open(self) -> Colorizer:
         """The loaded model; an unknown model or a setting it does not take is a one-line error."""
@@ -33,4 +35,4 @@ class ModelSpec:
 
             model = set_temperature(load_predictor(model, progress=False), self.temperature)
         return Colorizer(model, backend=self.backend, work_size=self.work_size, max_pixels=self.max_pixels,
-                         batch_size=self.batch_size, vividness=self.vividness)
+                         batch_size=self.batch_size, vividness=self.vividness, threads=self.threads)

@@ -128,7 +128,7 @@ class Colorizer:
             else:
                 self.model_sha256 = model_fingerprint(model)
             if weights is not None and sha is not None and want_onnx:
-                found = _open_cached_onnx(weights, sha, cache)
+                found = _open_cached_onnx(weights, sha, cache, threads)
             if found is None:
                 from ..registry import load_predictor
 

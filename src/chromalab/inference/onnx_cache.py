@@ -130,8 +130,9 @@ def _cached_onnx_candidates(weights: Path, sha: str, cache: Path | None) -> list
     return out
 
 
-def _open_cached_onnx(weights: Path, sha: str, cache: Path | None):
+def _open_cached_onnx(weights: Path, sha: str, cache: Path | None, threads: int | None = None):
     """An ORT backend from a cached or bundled export of ``weights`` (checked by hash), or None.
+    ``threads``: onnxruntime's intra-op threads (None: its default, one per core).
 
     The graph onnxruntime optimizes on first load is kept in the cache (per machine), so later
     processes skip that step (~50-150 ms for a U-Net)."""
@@ -142,7 +143,7 @@ def _open_cached_onnx(weights: Path, sha: str, cache: Path | None):
 
     if opt is not None and opt.is_file():
         try:
-            be = OrtBackend(str(opt), optimized=True)
+            be = OrtBackend(str(opt), threads, optimized=True)
             if valid(be):
                 return be
         except Exception:  # noqa: BLE001, S110 - stale or broken: rebuild it below
@@ -151,7 +152,7 @@ def _open_cached_onnx(weights: Path, sha: str, cache: Path | None):
         if not p.is_file():
             continue
         try:
-            be = OrtBackend(str(p), save_optimized=opt)
+            be = OrtBackend(str(p), threads, save_optimized=opt)
         except Exception:  # noqa: BLE001 - a broken cache file: ignore it, re-export
             continue
         if valid(be):
