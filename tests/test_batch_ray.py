@@ -78,12 +78,16 @@ def make_corpus(src: Path, n_good: int = 6, big: int = 0) -> int:
 
 
 def test_ray_gives_the_local_bytes_and_a_manifest_of_every_input(tmp_path, shared_cache, capsys, monkeypatch):
+    from .test_video_cli import make_video
+
     monkeypatch.chdir(tmp_path)
-    n = make_corpus(tmp_path / "in")
+    n = make_corpus(tmp_path / "in") + 1
+    make_video(tmp_path / "in" / "sub" / "film.mp4", n=6)  # films stay on the local engine
     assert colorize_cli(["in"], output="local", progress=False) == 1  # bad files: exit 1
     cap = capsys.readouterr()
     local = pngs(tmp_path / "local")
     assert len(local) == 7
+    film = Path("in") / "sub" / "film_color.mp4"
 
     t0 = time.monotonic()
     p = run_ray(["in", "-o", "ray", "--workers", "2", "--batch-size", "3"], tmp_path, shared_cache)
@@ -91,9 +95,12 @@ def test_ray_gives_the_local_bytes_and_a_manifest_of_every_input(tmp_path, share
     took = time.monotonic() - t0
     assert p.returncode == 1, (stdout, stderr[-3000:])  # some failed
     assert pngs(tmp_path / "ray") == local  # the same files, the same bytes
+    assert (tmp_path / "ray" / film).read_bytes() == (tmp_path / "local" / film).read_bytes()
     lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert lines[0] == "note: 1 video: films go through the local engine on this machine, after the photos"
+    lines = lines[1:]
     assert sorted(lines) == sorted(ln for ln in cap.err.splitlines() if ln.strip())  # the local engine's lines
-    assert len(lines) == n - 7 and all(ln.startswith("error: in/") for ln in lines), lines  # and no Ray noise
+    assert len(lines) == n - 8 and all(ln.startswith("error: in/") for ln in lines), lines  # and no Ray noise
     assert stdout.strip() == cap.out.strip().replace("local", "ray") + "; manifest ray/manifest.csv"
 
     rows = read_manifest(tmp_path / "ray" / MANIFEST_NAME)
@@ -101,7 +108,8 @@ def test_ray_gives_the_local_bytes_and_a_manifest_of_every_input(tmp_path, share
     planned = [str(j.src) for j in plan_jobs(["in"], Path("ray"))]
     assert [r["input"] for r in rows] == planned and len(rows) == n  # every input once, in input order
     for r in rows:  # done: exactly the inputs the local engine made an output for
-        assert (r["status"] == "done") == (str(Path(r["output"]).relative_to("ray")) in local), r
+        made = str(Path(r["output"]).relative_to("ray")) in {*local, str(film)}
+        assert (r["status"] == "done") == made, r
     failed = [r for r in rows if r["status"] == "failed"]
     assert {r["input"] for r in failed} == {ln.split(": ")[1] for ln in lines}
     assert all(r["error"].startswith(r["input"] + ": ") and "\n" not in r["error"] for r in failed)
@@ -111,7 +119,7 @@ def test_ray_gives_the_local_bytes_and_a_manifest_of_every_input(tmp_path, share
     # a rerun skips everything made, says so in the manifest, and changes no byte
     p = run_ray(["in", "-o", "ray", "--workers", "2"], tmp_path, shared_cache)
     stdout, stderr = p.communicate(timeout=300)
-    assert p.returncode == 1 and stdout.startswith(f"done 0, skipped 7, failed {n - 7}"), stdout
+    assert p.returncode == 1 and stdout.startswith(f"done 0, skipped 8, failed {n - 8}"), stdout
     assert pngs(tmp_path / "ray") == local
     assert [r["status"] for r in read_manifest(tmp_path / "ray" / MANIFEST_NAME)] == [
         "skipped" if r["status"] == "done" else r["status"] for r in rows]

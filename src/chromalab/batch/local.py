@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
+import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -258,6 +259,7 @@ class BatchRun:
             from ..video import colorize_video_file
 
             assert j.out is not None
+            t0 = time.perf_counter()
             try:
                 res = colorize_video_file(j.src, j.out, self.col, temporal=self.temporal, codec=self.codec,
                                           crf=self.crf, progress=True if self.progress else None, label=j.label,
@@ -266,17 +268,17 @@ class BatchRun:
                 print(self.summary(interrupted=True), flush=True)
                 raise
             except ChromalabError as e:
-                self.fail(f"{e}", j)
+                self.fail(f"{e}", j, time.perf_counter() - t0)
                 continue
             except MemoryError:
-                self.fail(f"{j.label}: not enough memory", j)
+                self.fail(f"{j.label}: not enough memory", j, time.perf_counter() - t0)
                 continue
             except Exception as e:  # noqa: BLE001
-                self.fail(f"{j.label}: {type(e).__name__}: {e}", j)
+                self.fail(f"{j.label}: {type(e).__name__}: {e}", j, time.perf_counter() - t0)
                 continue
             self.done += 1
             self.replaced += id(j) in self.stale
-            self.row(j, "done")
+            self.row(j, "done", "", time.perf_counter() - t0)
             for note in res.notes:
                 self.say(f"note: {j.label}: {note}")
 

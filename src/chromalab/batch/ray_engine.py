@@ -5,7 +5,7 @@ model loaded once (an unknown model stops here), the jobs planned, outputs alrea
 run's record skipped (:meth:`BatchRun._sort_jobs`). Then::
 
     jobs to do (driver)  --ray.data.from_arrow-->  rows {i, src, label, out, compare}   (paths only, in
-                                                    blocks of 8 actor calls: every worker busy to the end)
+                                                    small blocks: every worker busy to the end)
         --map_batches(_ColorizeActor, concurrency=workers, batch_size)-->  on each actor:
               the model loaded once (ModelSpec.open: ONNX, or torch where ONNX cannot serve),
               photo.colorize_jobs: read, one forward pass, write each PNG atomically with the record
@@ -39,8 +39,8 @@ from .photo import PhotoWork, colorize_jobs, job_of
 from .plan import Job, output_file
 
 INSTALL_HINT = 'pip install "chromalab[ray]"'
-BLOCK_CALLS = 8
-"""Actor calls per input block (:func:`job_blocks`): an actor's last block is at most this many calls."""
+BLOCK_CALLS = 2
+"""Actor calls per input block of a long job (:func:`block_rows`)."""
 
 
 def import_ray() -> Any:
@@ -146,12 +146,16 @@ class RayRun(BatchRun):
                 ray.shutdown()
 
     def _run_on_ray(self, ray) -> None:
+        n = len(self.todo)
         workers = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        call = call_size(len(self.todo), self.batch_size, workers)
+        call = call_size(n, self.batch_size, workers)
+        blocks = job_blocks(self.todo, block_rows(n, call, workers))
+        workers = min(workers, len(blocks))  # an actor without a block would only cost its start
         # one CPU per actor: one onnxruntime thread (its default, one per core, spins on the others' cores)
         spec = dataclasses.replace(self.model_spec, threads=1)
-        ds = map_photos(ray.data.from_arrow(job_blocks(self.todo, BLOCK_CALLS * call)), spec, self.text, self.hints,
-                        call, workers, restart=self.address is not None)
+        ds = map_photos(ray.data.from_arrow(blocks), spec, self.text, self.hints, call, workers,
+                        restart=self.address is not None)
+        del blocks  # Ray holds them now
         assert self.manifest is not None
         shown = self.progress and len(self.todo) >= 2
         with progress_bar("colorizing", info=True, rate="photos/s", elapsed=True, console=self.err,
@@ -219,6 +223,14 @@ def job_blocks(jobs: list[Job], rows: int) -> list:
                              "out": pa.array([str(j.out) for j in part], pa.string()),
                              "compare": pa.array([str(j.compare or "") for j in part], pa.string())}))
     return out
+
+
+def block_rows(n: int, call: int, workers: int) -> int:
+    """Jobs per input block. A block goes to one actor whole, so the last blocks decide how long the
+    other actors wait at the end: :data:`BLOCK_CALLS` calls per block for a job long enough (fewer
+    blocks for Ray to track: 10 M photos in calls of 16 make 312,500), else one call per block."""
+    calls = -(-n // call)
+    return call * (BLOCK_CALLS if calls >= 4 * BLOCK_CALLS * workers else 1)
 
 
 def call_size(n: int, batch_size: int, workers: int) -> int:
