@@ -107,7 +107,10 @@ class RayRun(BatchRun):
             self.manifest.add(self.order.get(id(job), len(self.order)), job, status, error, seconds)
 
     def summary(self, interrupted: bool = False) -> str:
-        return super().summary(interrupted) + f"; manifest {display_name(self.out_root / MANIFEST_NAME)}"
+        # interrupted: the rows so far are in the partial manifest (photos whose results had not come
+        # back are not counted, though their outputs may be written: a rerun skips them)
+        name = PARTIAL_NAME if interrupted else MANIFEST_NAME
+        return super().summary(interrupted) + f"; manifest {display_name(self.out_root / name)}"
 
     def finish(self) -> int:
         assert self.manifest is not None
@@ -161,6 +164,7 @@ class RayRun(BatchRun):
         with progress_bar("colorizing", info=True, rate="photos/s", elapsed=True, console=self.err,
                           enabled=shown) as bar:
             task = bar.add_task("colorize", total=len(self.todo), info="failed 0")
+            bar.advance(task, 0)  # a first sample: the rate of the first batch is over the time since now
             try:
                 for out in ds.iter_batches(batch_size=None, batch_format="numpy"):
                     for k, err, sec, nf, notes in zip(out["i"], out["error"], out["seconds"], out["n_frames"],
