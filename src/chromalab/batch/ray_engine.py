@@ -175,6 +175,8 @@ class RayRun(BatchRun):
             except (KeyboardInterrupt, ChromalabError):
                 raise
             except Exception as e:  # noqa: BLE001 - Ray itself failed (a worker died, a lost node): one line
+                if os.environ.get("CHROMALAB_DEBUG") == "1":
+                    raise
                 first = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
                 raise ChromalabError(f"the Ray job failed ({type(e).__name__}: {first}); the outputs written so far "
                                      "are whole and a rerun skips them") from None
@@ -244,15 +246,18 @@ def call_size(n: int, batch_size: int, workers: int) -> int:
 
 
 def start_ray(ray, address: str | None) -> bool:
-    """Join the cluster at ``address``, or start a local Ray with this machine's CPUs; quiet (Ray's own
-    messages at ERROR and above only, no Ray Data progress bars: ours counts the photos). True when
-    this call started Ray (the caller shuts it down); False when Ray was already running here."""
+    """Join the cluster at ``address`` (or ``$RAY_ADDRESS``), or start a local Ray with this machine's
+    CPUs; quiet: Ray's own messages at ERROR and above only, no Ray Data progress bars (ours counts the
+    photos), and Ray Data's error logs (a stack trace of its internals) off: a failed job is one line
+    naming the cause (:meth:`RayRun._run_on_ray`; ``--debug`` shows Ray's logs and the traceback). True
+    when this call started Ray (the caller shuts it down); False when Ray was already running here."""
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage-stats banner
+    debug = os.environ.get("CHROMALAB_DEBUG") == "1"
     kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR,
-                              "log_to_driver": False}
-    if address is None:
+                              "log_to_driver": debug}
+    if address is None and not os.environ.get("RAY_ADDRESS"):
         kwargs["num_cpus"] = os.cpu_count() or 1
     try:
         ray.init(address=address, **kwargs)
@@ -263,8 +268,9 @@ def start_ray(ray, address: str | None) -> bool:
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     ctx.verbose_stats_logs = False
-    for name in ("ray", "ray.data"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    ctx.log_internal_stack_trace = debug
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    logging.getLogger("ray.data").setLevel(logging.ERROR if debug else logging.CRITICAL)
     return True
 
 
