@@ -357,7 +357,8 @@ def colorize(
         "Photos only: videos get NAME_color.mp4 alone (a note says so).")] = False,
     max_pixels: Annotated[int | None, typer.Option(
         "--max-pixels", metavar="N", help="Refuse larger images (default 50,000,000).")] = None,
-    batch_size: Annotated[int, typer.Option(metavar="N", help="Images per forward pass.")] = 16,
+    batch_size: Annotated[int, typer.Option(
+        metavar="N", help="Images per forward pass (--engine ray: also per actor call).")] = 16,
     work_size: Annotated[int | None, typer.Option(
         "--work-size", metavar="PX", help="Long side of the L the net sees, 1 to 512 (default: its training "
         "size, 64). Larger sizes give a little more colour and cost memory.")] = None,
@@ -387,7 +388,7 @@ def colorize(
         "vp8 10, av1 30).")] = None,
     engine: Annotated[str, typer.Option(
         "--engine", metavar="NAME", help="local (this process) or ray: the photos on Ray Data actors, the same "
-        "outputs, a manifest.csv beside them; films stay local. Needs pip install \"chromalab[ray]\"; "
+        "outputs, a manifest.csv beside them; films stay local. Needs pip install \"chromalab\\[ray]\"; "
         "see docs/scale.md.")] = "local",
     address: Annotated[str | None, typer.Option(
         "--address", metavar="ADDR", help="--engine ray: join this running Ray cluster (auto, HOST:PORT or "
