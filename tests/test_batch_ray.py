@@ -223,3 +223,38 @@ def test_leftovers_of_a_killed_run_are_removed_and_nothing_else(tmp_path):
         q.write_bytes(b"")
     assert remove_leftovers(out, jobs) == 2
     assert sorted(q.name for q in out.iterdir()) == sorted(q.name for q in kept)
+
+
+@pytest.mark.parametrize("n,batch,workers", [(1, 16, 2), (5, 16, 8), (19, 3, 2), (300, 16, 2), (2000, 16, 2),
+                                             (100_000, 16, 64), (10_000_000, 16, 64)])
+def test_blocks_keep_every_worker_busy_to_the_end(n, batch, workers):
+    from chromalab.batch.ray_engine import BLOCK_CALLS, block_rows, call_size
+
+    call = call_size(n, batch, workers)
+    rows = block_rows(n, call, workers)
+    blocks = -(-n // rows)
+    assert 1 <= call <= batch and rows % call == 0 and rows <= BLOCK_CALLS * call
+    assert blocks >= min(workers, n)  # no worker without work while there are photos enough
+    assert call <= -(-n // (4 * workers))  # a small job: about four calls per worker or more
+
+
+def test_the_manifest_is_written_whole_in_input_order(tmp_path):
+    from chromalab.batch import Manifest
+    from chromalab.batch.plan import Job
+
+    jobs = [Job(src=Path(f"in/{c}.jpg"), label=f"in/{c}.jpg", out=Path(f"out/{c}_color.png")) for c in "abc"]
+    m = Manifest(tmp_path)
+    m.add(2, jobs[2], "skipped")
+    m.open_partial()
+    m.add(0, jobs[0], "failed", "in/a.jpg: truncated\nimage", 0.25)
+    m.add(1, jobs[1], "done", "", 1.5)
+    m.flush()
+    assert [r["input"] for r in read_manifest(tmp_path / PARTIAL_NAME)] == ["in/c.jpg", "in/a.jpg", "in/b.jpg"]
+    m.write()
+    rows = read_manifest(tmp_path / MANIFEST_NAME)
+    assert rows == [
+        {"input": "in/a.jpg", "output": "out/a_color.png", "status": "failed", "error": "in/a.jpg: truncated image",
+         "seconds": "0.250"},
+        {"input": "in/b.jpg", "output": "out/b_color.png", "status": "done", "error": "", "seconds": "1.500"},
+        {"input": "in/c.jpg", "output": "out/c_color.png", "status": "skipped", "error": "", "seconds": "0.000"}]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [MANIFEST_NAME]  # the partial file is gone
