@@ -363,8 +363,9 @@ def test_bundled_default_then_vivid_then_another_temperature(tmp_path, capsys):
     # the default model has a vividness: its output records the one used (the model's own default)
     from chromalab.predictors.nets import read_meta
 
-    v = read_meta(bundled_path("default"))["arch_kwargs"]["vividness"]
-    assert read_provenance(target) == {"model": "default", "model_sha256": sha, "work_size": 64, "vividness": v}
+    meta = read_meta(bundled_path("default"))
+    v, ws = meta["arch_kwargs"]["vividness"], meta["input_size"]  # its working size too (128 since issue 22)
+    assert read_provenance(target) == {"model": "default", "model_sha256": sha, "work_size": ws, "vividness": v}
     capsys.readouterr()
     assert colorize_cli([src], output=out, model="vivid", progress=False) == 0
     assert capsys.readouterr().out.startswith("done 1, skipped 0, failed 0")
