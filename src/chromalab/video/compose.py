@@ -24,13 +24,25 @@ _B_OVER_FY = np.float32(200.0 / 116.0)  # b <= 200 * fy with fy = (L + 16) / 116
 
 
 def upsample_ab(ab: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """ab ``(2, h, w)`` -> ``(H, W, 2)`` float32 (OpenCV bicubic, channels last)."""
+    """ab ``(2, h, w)`` -> ``(H, W, 2)`` float32 (OpenCV bicubic, channels last).
+
+    A frame smaller than the working size (ab shrunk, not enlarged) takes the photo path's own
+    antialiased taps instead (:mod:`chromalab.inference.resample`): OpenCV's bicubic does not
+    antialias when shrinking and would differ from it by several levels."""
     import cv2
 
     H, W = size_hw
-    ab_hwc = np.ascontiguousarray(np.asarray(ab, dtype=np.float32).transpose(1, 2, 0))  # (h, w, 2)
+    ab = np.asarray(ab, dtype=np.float32)
+    ab_hwc = np.ascontiguousarray(ab.transpose(1, 2, 0))  # (h, w, 2)
     if ab_hwc.shape[:2] == (H, W):
         return ab_hwc
+    if H < ab.shape[1] or W < ab.shape[2]:
+        from ..inference.resample import resample_rows, resample_taps
+
+        ty, tx = resample_taps(ab.shape[1], H), resample_taps(ab.shape[2], W)
+        planes = [resample_rows(np.ascontiguousarray(resample_rows(np.ascontiguousarray(p.T), tx).T), ty)
+                  for p in ab]  # each (h, w) -> (h, W) -> (H, W)
+        return np.ascontiguousarray(np.stack(planes, axis=-1), dtype=np.float32)  # (H, W, 2)
     return cv2.resize(ab_hwc, (W, H), interpolation=cv2.INTER_CUBIC)
 
 
