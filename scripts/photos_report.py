@@ -51,17 +51,9 @@ def skimage_photos():
 
 
 def sized(photos, long_side: int):
-    from PIL import Image
+    from chromalab.photos import Photo, fit_long_side
 
-    from chromalab.photos import Photo
-
-    out = []
-    for p in photos:
-        h, w = p.rgb.shape[:2]
-        s = min(1.0, long_side / max(h, w))
-        im = Image.fromarray(p.rgb).resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.LANCZOS)
-        out.append(Photo(p.name, np.asarray(im)))
-    return out
+    return [Photo(p.name, fit_long_side(p.rgb, long_side)) for p in photos]
 
 
 def contact_sheet(path: Path, photos, names: list[str], columns: list[tuple[str, list[np.ndarray]]],

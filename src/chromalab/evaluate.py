@@ -52,6 +52,31 @@ def evaluate_split(pred: Predictor, split: SplitData, batch_size: int | None = N
     }
 
 
+def iter_colour_originals(path: str | os.PathLike, label: str, counts: dict, progress: bool = True):
+    """(name, ``(H, W, 3)`` uint8 sRGB) for each readable image of a folder or zip that is not in a gray
+    mode, at its own size, under a progress bar. ``counts["excluded"]`` (int) counts the gray-mode files,
+    ``counts["failed"]`` (list) gets a one-line reason per unreadable file. Raises DataError when the
+    folder holds no image at all."""
+    from .images import is_gray_mode, iter_images_any, open_image, to_rgb_uint8
+
+    items = list(iter_images_any(path))
+    if not items:
+        raise DataError(f"{path}: no images found (looked for .jpg .jpeg .png .bmp .gif .tif .tiff .webp)")
+    with progress_bar(label, enabled=progress) as bar:
+        task = bar.add_task("load", total=len(items))
+        for name, src in items:
+            bar.advance(task)
+            try:
+                im = open_image(src, name=name)
+            except ChromalabError as e:
+                counts["failed"].append(str(e))
+                continue
+            if is_gray_mode(im.mode):
+                counts["excluded"] += 1
+                continue
+            yield name, to_rgb_uint8(im)
+
+
 def load_image_set(path: str | os.PathLike, size: int = NATIVE_SIZE, progress: bool = True):
     """Any folder or zip of colour images -> arrays at ``size`` x ``size``.
 
@@ -67,30 +92,16 @@ def load_image_set(path: str | os.PathLike, size: int = NATIVE_SIZE, progress: b
     """
     from PIL import Image
 
-    from .images import is_gray_mode, is_near_gray, iter_images_any, open_image, to_rgb_uint8
+    from .images import is_near_gray
 
-    rgbs, names, failed = [], [], []
-    excluded = 0
-    items = list(iter_images_any(path))
-    if not items:
-        raise DataError(f"{path}: no images found (looked for .jpg .jpeg .png .bmp .gif .tif .tiff .webp)")
-    with progress_bar("loading images", enabled=progress) as bar:
-        task = bar.add_task("load", total=len(items))
-        for name, src in items:
-            bar.advance(task)
-            try:
-                im = open_image(src, name=name)
-            except ChromalabError as e:
-                failed.append(str(e))
-                continue
-            if is_gray_mode(im.mode):
-                excluded += 1
-                continue
-            rgb = to_rgb_uint8(im)
-            if rgb.shape[:2] != (size, size):
-                rgb = np.asarray(Image.fromarray(rgb).resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
-            rgbs.append(rgb)
-            names.append(name)
+    rgbs, names = [], []
+    counts: dict = {"excluded": 0, "failed": []}
+    for name, rgb in iter_colour_originals(path, "loading images", counts, progress):
+        if rgb.shape[:2] != (size, size):
+            rgb = np.asarray(Image.fromarray(rgb).resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
+        rgbs.append(rgb)
+        names.append(name)
+    excluded, failed = counts["excluded"], counts["failed"]
     if not rgbs:
         raise DataError(f"{path}: no usable colour images ({excluded} grayscale, {len(failed)} unreadable)")
     rgb = np.stack(rgbs)

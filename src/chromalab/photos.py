@@ -46,6 +46,14 @@ class Photo:
     name: str
     rgb: np.ndarray  # (H, W, 3) uint8 sRGB
     _gray: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _ab: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def ab(self) -> np.ndarray:
+        """``(1, 2, H, W)`` Lab units of the original (computed once: sweeps score the same photo often)."""
+        if self._ab is None:
+            self._ab = _ab(self.rgb)
+        return self._ab
 
     @property
     def gray(self) -> np.ndarray:
@@ -64,44 +72,38 @@ def load_photos(path: str | os.PathLike, long_side: int = DEFAULT_LONG_SIDE, pro
     """A folder or zip of colour photos -> (photos at ``long_side``, grayscale originals excluded,
     one-line reasons for the unreadable files). Grayscale originals (gray mode or near-gray chroma,
     as in :func:`chromalab.evaluate.load_image_set`) are excluded: they have no colour to compare."""
-    from PIL import Image
 
-    from .images import is_gray_mode, is_near_gray, iter_images_any, open_image, to_rgb_uint8
+    from .evaluate import iter_colour_originals
+    from .images import is_near_gray
 
     if long_side < 16:
         raise ChromalabError(f"long side must be at least 16 px, got {long_side}")
-    items = list(iter_images_any(path))
-    if not items:
-        raise DataError(f"{path}: no images found (looked for .jpg .jpeg .png .bmp .gif .tif .tiff .webp)")
     photos: list[Photo] = []
-    failed: list[str] = []
-    excluded = 0
-    with progress_bar("loading photos", enabled=progress) as bar:
-        task = bar.add_task("load", total=len(items))
-        for name, src in items:
-            bar.advance(task)
-            try:
-                im = open_image(src, name=name)
-            except ChromalabError as e:
-                failed.append(str(e))
-                continue
-            if is_gray_mode(im.mode):
-                excluded += 1
-                continue
-            im = Image.fromarray(to_rgb_uint8(im))
-            w, h = im.size
-            if max(w, h) > long_side:
-                s = long_side / max(w, h)
-                im = im.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.LANCZOS)
-            rgb = np.asarray(im, dtype=np.uint8)
-            lab = rgb_uint8_to_lab_fast(rgb).transpose(2, 0, 1)[None]  # (1, 3, H, W)
-            if bool(is_near_gray(chroma_mean(lab[:, 1:]))[0]):
-                excluded += 1
-                continue
-            photos.append(Photo(name, rgb))
+    counts: dict = {"excluded": 0, "failed": []}
+    for name, rgb in iter_colour_originals(path, "loading photos", counts, progress):
+        rgb = fit_long_side(rgb, long_side)
+        lab = rgb_uint8_to_lab_fast(rgb).transpose(2, 0, 1)[None]  # (1, 3, H, W)
+        if bool(is_near_gray(chroma_mean(lab[:, 1:]))[0]):
+            counts["excluded"] += 1
+            continue
+        photos.append(Photo(name, rgb))
+    excluded, failed = counts["excluded"], counts["failed"]
     if not photos:
         raise DataError(f"{path}: no usable colour photos ({excluded} grayscale, {len(failed)} unreadable)")
     return photos, excluded, failed
+
+
+def fit_long_side(rgb: np.ndarray, long_side: int) -> np.ndarray:
+    """``(H, W, 3)`` uint8 scaled down (Pillow's Lanczos, aspect kept) so that its long side is at most
+    ``long_side``; a smaller image is returned as it is."""
+    from PIL import Image
+
+    h, w = rgb.shape[:2]
+    if max(h, w) <= long_side:
+        return rgb
+    s = long_side / max(h, w)
+    im = Image.fromarray(rgb).resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.LANCZOS)
+    return np.asarray(im, dtype=np.uint8)
 
 
 def _ab(rgb: np.ndarray) -> np.ndarray:
@@ -149,7 +151,7 @@ def score(photos: list[Photo], outputs: list[np.ndarray], ssim: bool = True) -> 
         if ssim:
             row.update(ssim=float(ssim_per_image(t, o)[0]), ssim_gray=float(ssim_per_image(t, g)[0]))
         rows.append(row)
-        color.update(_ab(ph.rgb), _ab(o[0]))
+        color.update(ph.ab, _ab(o[0]))
         cf_pred.append(float(colorfulness_per_image(o)[0]))
         cf_true.append(float(colorfulness_per_image(t)[0]))
     res = summarize(rows)
